@@ -1,0 +1,170 @@
+"""The ``selftaught`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from selftaught.builtin_recipes import builtin_recipes, resolve, summary_line
+from selftaught.recipe import RecipeError, load_recipe
+from selftaught.store import FILENAME, NotARunError, RunStore
+from selftaught.tasks import TaskImportError, load_task
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="selftaught: models that teach themselves, round after round.")
+console = Console()
+err = Console(stderr=True)
+
+USER_ERRORS = (RecipeError, TaskImportError, NotARunError)
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Bad input is one line on stderr and exit code 2; ``--debug`` shows the traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+class RichReporter:
+    """A progress bar per round and phase, and a table after every round."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+
+    @contextmanager
+    def phase(self, round_: int, name: str, total: int):
+        with self.progress:
+            task = self.progress.add_task(f"round {round_} · {name}", total=total)
+
+            class Bar:
+                def advance(_, n: int = 1) -> None:
+                    self.progress.advance(task, n)
+
+            try:
+                yield Bar()
+            finally:
+                self.progress.remove_task(task)
+
+    def round_done(self, report) -> None:
+        table = Table(title=f"round {report.round} · frontier {report.frontier} · reach {report.reach} · "
+                            f"{report.wall_s:.0f}s", title_justify="left")
+        table.add_column("difficulty", justify="right")
+        table.add_column("accuracy", justify="right")
+        table.add_column("kept / probed", justify="right")
+        for d, acc in report.accuracy.items():
+            style = "green" if acc >= 0.95 else ("yellow" if acc >= 0.5 else "red")
+            rate = report.keep_rate.get(d)
+            table.add_row(str(d), f"[{style}]{acc:.3f}[/{style}]", "" if rate is None else f"{rate:.2f}")
+        self.console.print(table)
+        if report.made:
+            rejected = ", ".join(f"{k} {v}" for k, v in report.rejected_by.items())
+            self.console.print(f"  self-labels: made {report.made}, kept {report.kept}, rejected by: {rejected}; "
+                               f"true accuracy of kept labels {report.kept_precision:.3f}; loss {report.loss:.4f}")
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="recipe file, or the name of a built-in recipe")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a setting: key=value")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="run directory (default runs/NAME-TIME)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed of the run (overrides run.seed)")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Run a recipe: seed training, then rounds of self-improvement."""
+    with user_errors(debug):
+        path = resolve(recipe)
+        overrides = list(set_ or []) + ([f"run.seed={seed}"] if seed is not None else [])
+        parsed = load_recipe(path, overrides)
+        load_task(parsed.task.name)  # an unknown task import fails here, before anything is written
+        out = out or Path("runs") / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (out / FILENAME).exists():
+            raise RecipeError(f"{out}: already holds a run; choose another --out")
+    from selftaught.engine import Run  # torch loads only once the input is known to be good
+
+    console.print(f"[bold]{parsed.run.name}[/bold] → {out}")
+    reports = Run(parsed, out, RichReporter(console)).execute()
+    console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
+                  f"`selftaught summary {out}` for the figures")
+
+
+@app.command()
+def recipes() -> None:
+    """List the built-in recipes."""
+    table = Table("recipe", "what it does")
+    for name, path in builtin_recipes().items():
+        table.add_row(name, summary_line(path))
+    console.print(table)
+
+
+def summarize(run_dir: Path) -> dict:
+    """Final and per-round figures of a run, from its store alone."""
+    from selftaught.monitor import reach as reach_of
+
+    with RunStore(run_dir) as store:
+        info = store.run_info()
+        threshold = info["recipe"]["monitor"]["threshold"]
+        accuracy = store.metric_by_difficulty("accuracy")
+        rounds = []
+        names = ["frontier", "loss", "labels_made", "labels_kept", "kept_label_precision"]
+        series = {n: store.metric(n) for n in names}
+        for r in store.rounds():
+            acc = accuracy.get(r["round"], {})
+            row = {"round": r["round"], "reach": reach_of(acc, threshold), "wall_s": r["wall_s"],
+                   "phases": r["phases"], "accuracy": {str(d): v for d, v in acc.items()}}
+            row.update({n: series[n].get(r["round"]) for n in names})
+            rounds.append(row)
+    final = rounds[-1] if rounds else {}
+    return {"run_dir": str(run_dir), "seed": info.get("seed"), "version": info.get("version"),
+            "rounds": rounds, "reach": final.get("reach", 0), "final_accuracy": final.get("accuracy", {}),
+            "wall_s": sum(r["wall_s"] for r in rounds)}
+
+
+@app.command()
+def summary(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Final and per-round figures of a run."""
+    with user_errors(debug):
+        s = summarize(run_dir)
+    if as_json:
+        print(json.dumps(s))
+        return
+    table = Table("round", "reach", "frontier", "made", "kept", "kept right", "loss", "seconds",
+                  title=f"{run_dir}: reach {s['reach']}", title_justify="left")
+
+    def fmt(v, spec):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+    for r in s["rounds"]:
+        table.add_row(str(r["round"]), str(r["reach"]), fmt(r["frontier"], ".0f"), fmt(r["labels_made"], ".0f"),
+                      fmt(r["labels_kept"], ".0f"), fmt(r["kept_label_precision"], ".3f"), fmt(r["loss"], ".4f"),
+                      fmt(r["wall_s"], ".0f"))
+    console.print(table)
+
+
+def main() -> None:
+    app(prog_name="selftaught")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

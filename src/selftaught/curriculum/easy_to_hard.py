@@ -1,0 +1,40 @@
+"""Easy-to-hard expansion with a competence gate.
+
+Advancing every round regardless of competence collapses a weak model within a few rounds
+(DESIGN.md), so the frontier moves past a difficulty only when the model's own filters kept at
+least ``gate`` of its labels there. That is the model's agreement with itself, not ground truth.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from selftaught.tasks.base import Problem, Task
+
+
+@dataclass
+class EasyToHard:
+    frontier: int  # hardest difficulty the model is trusted on
+    problems_per_round: int = 4000
+    span: int = 1
+    gate: float = 0.8
+
+    def difficulties(self) -> list[int]:
+        return list(range(self.frontier + 1, self.frontier + 1 + self.span))
+
+    def propose(self, task: Task, rng: random.Random) -> list[Problem]:
+        ds = self.difficulties()
+        return [task.sample(rng, ds[i % len(ds)]) for i in range(self.problems_per_round)]
+
+    def update(self, keep_rate: dict[int, float]) -> None:
+        for d in self.difficulties():
+            if keep_rate.get(d, 0.0) < self.gate:
+                break
+            self.frontier = d
+
+    def state_dict(self) -> dict:
+        return {"frontier": self.frontier}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.frontier = int(state["frontier"])

@@ -1,0 +1,80 @@
+"""Judges that need no ground truth: each gives every attempt a score, a verdict and a reason."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from selftaught.sample.attempts import Attempt
+from selftaught.tasks.base import Task
+
+
+@dataclass
+class Score:
+    judge: str
+    value: float
+    passed: bool
+    reason: str
+
+
+class Judge(Protocol):
+    name: str
+
+    def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]: ...
+
+
+class LengthJudge:
+    """The answer has the length the prompt's format implies (the SIT paper's length filter)."""
+
+    name = "length"
+
+    def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
+        scores = []
+        for a in attempts:
+            want = task.answer_length(a.problem)
+            ok = want is None or len(a.text) == want
+            scores.append(Score(self.name, float(ok), ok, f"length {len(a.text)}, expected {want}"))
+        return scores
+
+
+class ConsistencyJudge:
+    """Equivalent phrasings of a problem (b+a for a+b) must get the same answer from the same model."""
+
+    name = "consistency"
+
+    def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
+        scores = []
+        for a in attempts:
+            if not a.equivalent_texts:
+                scores.append(Score(self.name, 1.0, True, "no equivalent phrasing"))
+                continue
+            agree = sum(t == a.text for t in a.equivalent_texts)
+            ok = agree == len(a.equivalent_texts)
+            scores.append(Score(self.name, agree / len(a.equivalent_texts), ok,
+                                f"{agree}/{len(a.equivalent_texts)} equivalent phrasings agree"))
+        return scores
+
+
+class MajorityVoteJudge:
+    """Members vote per problem: an attempt passes when its answer is the most common one and at
+    least ``min_agreement`` of the members gave it (the SIT paper used 4 of 5 seeds)."""
+
+    name = "majority-vote"
+
+    def __init__(self, min_agreement: float = 0.5):
+        self.min_agreement = min_agreement
+
+    def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
+        votes: dict[int, Counter] = defaultdict(Counter)
+        for a in attempts:
+            votes[a.problem_id][a.text] += 1
+        scores = []
+        for a in attempts:
+            counts = votes[a.problem_id]
+            total = sum(counts.values())
+            share = counts[a.text] / total
+            ok = share >= self.min_agreement and counts[a.text] == max(counts.values())
+            scores.append(Score(self.name, share, ok, f"{counts[a.text]}/{total} members agree"))
+        return scores

@@ -1,0 +1,134 @@
+"""Batched decoding and scoring for our transformer.
+
+Prompts of different lengths are left-padded; padded keys are masked out, and positions are
+counted from each row's first real token, so a row decodes exactly as it would alone. Rows that
+emit EOS (or reach their token limit) stop; when enough have stopped, the batch and its cache are
+compacted so that finished rows cost nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from selftaught.models.kv_cache import KVCache
+from selftaught.models.transformer import Transformer
+from selftaught.tasks.tokenizer import EOS, PAD
+
+
+def _left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    tokens = torch.full((len(prompts), width), PAD, dtype=torch.long)
+    valid = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        if len(p) == 0:
+            raise ValueError("every prompt needs at least one token")
+        tokens[i, width - len(p):] = torch.as_tensor(p, dtype=torch.long)
+        valid[i, width - len(p):] = True
+    return tokens, valid
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.inference_mode()
+def generate(
+    model: Transformer,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int | Sequence[int],
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    compact_below: float = 0.75,
+) -> list[list[int]]:
+    """New tokens for each prompt, up to and excluding EOS. ``temperature=0`` is greedy.
+
+    ``compact_below``: compact the batch once fewer than this share of its rows are still running
+    (copying the cache costs about one decoding step, so compacting every step would not pay).
+    """
+    B = len(prompts)
+    if B == 0:
+        return []
+    limits = torch.as_tensor(
+        [max_new_tokens] * B if isinstance(max_new_tokens, int) else list(max_new_tokens), dtype=torch.long
+    )
+    steps = int(limits.max())
+    cfg = model.cfg
+    device = model.embed.weight.device
+    tokens, valid = _left_pad(prompts)
+    tokens, valid, limits = tokens.to(device), valid.to(device), limits.to(device)
+    P = tokens.shape[1]
+    padded = not bool(valid.all())
+    if P + steps > cfg.max_len and cfg.positional == "rope":
+        raise ValueError(f"prompt ({P}) + new tokens ({steps}) exceed the model's max_len ({cfg.max_len})")
+
+    cache = KVCache(cfg.n_layers, B, cfg.n_heads, P + steps, cfg.d_model // cfg.n_heads,
+                    dtype=model.embed.weight.dtype, device=device)
+    start = (~valid).sum(1)  # left padding of each row; positions count from the first real token
+    positions = (torch.arange(P, device=device).expand(B, P) - start[:, None]).clamp(min=0)
+    mask = None
+    if padded:
+        causal = torch.ones(P, P, dtype=torch.bool, device=device).tril()
+        mask = (causal & valid[:, None, :]) | torch.eye(P, dtype=torch.bool, device=device)  # a pad sees itself: no NaN
+        mask = mask[:, None]
+        key_valid = torch.cat([valid, torch.ones(B, steps, dtype=torch.bool, device=device)], dim=1)
+    logits = model(tokens, positions if model.rotary is not None else None, cache, mask)[:, -1]
+    cache.advance(P)
+
+    out = torch.full((B, steps), PAD, dtype=torch.long, device=device)
+    rows = torch.arange(B, device=device)  # original index of each row still in the batch
+    running = torch.ones(B, dtype=torch.bool, device=device)
+    pos = P - start  # next position of each row
+    for s in range(steps):
+        tok = _pick(logits, temperature, top_k, generator)
+        out[rows[running], s] = tok[running]
+        running &= (tok != EOS) & (limits[rows] > s + 1)
+        alive = int(running.sum())
+        if alive == 0:
+            break
+        if alive < compact_below * len(rows):
+            keep = running.nonzero().squeeze(1)
+            cache.keep(keep)
+            rows, tok, pos, running = rows[keep], tok[keep], pos[keep], running[keep]
+            if padded:
+                key_valid = key_valid[keep]
+        step_mask = key_valid[:, None, None, : cache.pos + 1] if padded else None
+        rope_pos = pos[:, None] if model.rotary is not None else None
+        logits = model(tok[:, None], rope_pos, cache, step_mask)[:, -1]
+        cache.advance(1)
+        pos = pos + 1
+
+    result = []
+    for row in out.tolist():
+        n = next((i for i, t in enumerate(row) if t in (EOS, PAD)), len(row))
+        result.append(row[:n])
+    return result
+
+
+@torch.inference_mode()
+def score(model: Transformer, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]) -> list[float]:
+    """Sum of log-probabilities of each continuation given its prompt (one forward pass)."""
+    seqs = [list(p) + list(c) for p, c in zip(prompts, continuations, strict=True)]
+    width = max(len(s) for s in seqs)
+    tokens = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    target_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, (p, s) in enumerate(zip(prompts, seqs)):
+        tokens[i, : len(s)] = torch.as_tensor(s)
+        target_mask[i, len(p): len(s)] = True
+    device = model.embed.weight.device
+    tokens, target_mask = tokens.to(device), target_mask.to(device)
+    logp = F.log_softmax(model(tokens).float(), dim=-1)
+    # logits at t predict token t+1
+    picked = logp[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return (picked * target_mask[:, 1:]).sum(1).tolist()

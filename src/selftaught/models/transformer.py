@@ -1,0 +1,161 @@
+"""Our decoder-only transformer: one readable file, Llama-shaped (RMSNorm, SwiGLU, no biases).
+
+Positional encoding is ``none`` (NoPE, which extends to longer inputs in the SIT paper) or
+``rope``. Sampling dominates a self-improvement loop, so ``generate`` keeps a preallocated
+key/value cache and drops finished rows from the batch as they finish.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selftaught.models.kv_cache import KVCache
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    d_ff: int = 512  # SwiGLU hidden width
+    max_len: int = 256
+    positional: Literal["none", "rope"] = "none"
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.positional not in ("none", "rope"):
+            raise ValueError(f"positional must be 'none' or 'rope', got {self.positional!r}")
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Rotary(nn.Module):
+    """Rotary embedding in the non-interleaved ("rotate half") layout that Llama uses."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        # x: [B, H, T, D]; positions: [B, T]
+        cos = self.cos[positions].unsqueeze(1)
+        sin = self.sin[positions].unsqueeze(1)
+        return x * cos + _rotate_half(x) * sin
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.head_dim = cfg.d_model // cfg.n_heads
+        self.eps = cfg.norm_eps
+        self.attn_norm = nn.Parameter(torch.ones(cfg.d_model))
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.mlp_norm = nn.Parameter(torch.ones(cfg.d_model))
+        self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, x, rotary, positions, cache: KVCache | None, layer: int, attn_mask):
+        B, T, C = x.shape
+        h = F.rms_norm(x, (C,), self.attn_norm, self.eps)
+        q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = rotary(q, positions), rotary(k, positions)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        # One new query against the cache needs no mask; SDPA's is_causal would align it to key 0.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1)
+        x = x + self.out(y.transpose(1, 2).reshape(B, T, C))
+        gate, up = self.gate_up(F.rms_norm(x, (C,), self.mlp_norm, self.eps)).chunk(2, dim=-1)
+        return x + self.down(F.silu(gate) * up)
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.Parameter(torch.ones(cfg.d_model))
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        head_dim = cfg.d_model // cfg.n_heads
+        self.rotary = Rotary(head_dim, cfg.max_len, cfg.rope_theta) if cfg.positional == "rope" else None
+        self.apply(self._init)
+        # GPT-2 style: shrink residual-branch outputs so depth does not blow up the residual stream.
+        for name, p in self.named_parameters():
+            if name.endswith(("out.weight", "down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m: nn.Module):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits for every position. Without ``attn_mask`` attention is plain causal, which is
+        right for right-padded training batches (padding only ever follows real tokens)."""
+        B, T = idx.shape
+        if positions is None and self.rotary is not None:
+            positions = torch.arange(T, device=idx.device).expand(B, T)
+        x = self.embed(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.rotary, positions, cache, i, attn_mask)
+        return self.head(F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps))
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        if self.cfg.tie_embeddings:
+            state.pop("head.weight")  # safetensors refuses shared storage; it is embed.weight
+        save_file(state, str(directory / "model.safetensors"))
+        (directory / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Transformer:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        cfg = TransformerConfig(**json.loads((directory / "config.json").read_text()))
+        model = cls(cfg)
+        state = load_file(str(directory / "model.safetensors"))
+        if cfg.tie_embeddings:
+            state["head.weight"] = state["embed.weight"]
+        model.load_state_dict(state)
+        return model

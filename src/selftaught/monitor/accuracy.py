@@ -1,0 +1,49 @@
+"""Ground-truth measurement, for monitoring only: nothing here feeds training-data selection."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from selftaught.models.transformer import Transformer
+from selftaught.sample.attempts import answer
+from selftaught.tasks.base import Problem, Task
+from selftaught.tasks.tokenizer import CharTokenizer
+
+
+def reach(accuracy: dict[int, float], threshold: float = 0.95) -> int:
+    """Largest d such that every difficulty 1..d was evaluated and reaches ``threshold``."""
+    d = 0
+    while accuracy.get(d + 1, 0.0) >= threshold:
+        d += 1
+    return d
+
+
+def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int) -> dict[int, list[Problem]]:
+    """A fixed evaluation set, drawn from its own generator so that it never moves with training."""
+    rng = random.Random(f"eval-{seed}")
+    return {d: [task.sample(rng, d) for _ in range(per_difficulty)] for d in range(1, max_difficulty + 1)}
+
+
+def accuracy_by_difficulty(
+    model: Transformer,
+    tokenizer: CharTokenizer,
+    task: Task,
+    problems: dict[int, Sequence[Problem]],
+    batch_size: int = 512,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[int, float]:
+    """Greedy exact-match accuracy per difficulty."""
+    flat = [(d, p) for d, ps in problems.items() for p in ps]
+    texts = answer(model, tokenizer, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
+    right: dict[int, int] = {d: 0 for d in problems}
+    for (d, p), t in zip(flat, texts):
+        right[d] += task.check(p, t)
+    return {d: right[d] / max(1, len(problems[d])) for d in problems}
+
+
+def label_precision(task: Task, problems: Sequence[Problem], labels: Sequence[str]) -> float:
+    """Share of kept self-labels that are actually right (the error-avalanche audit)."""
+    if not labels:
+        return float("nan")
+    return sum(task.check(p, t) for p, t in zip(problems, labels)) / len(labels)

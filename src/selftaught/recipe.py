@@ -1,0 +1,275 @@
+"""Recipes: a TOML file naming the parts of a run, validated into plain dataclasses.
+
+Every setting a recipe can name is a dataclass field declared with ``setting(...)``: its default,
+its one-line help and its bounds live there and nowhere else, so ``docs/recipes.md``,
+``selftaught recipes --keys`` and every error message come from the same place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be run. The message names the file and the key."""
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, "min": min, "max": max})
+    return field(default=default, metadata={"help": help, "min": min, "max": max})
+
+
+@dataclass
+class RunSettings:
+    name: str = setting("run", "name shown in progress output and the run store")
+    seed: int = setting(0, "seed of every random generator in the run", min=0)
+    rounds: int = setting(10, "self-improvement rounds after the seed round", min=0)
+    time_budget_minutes: float = setting(0.0, "stop starting new rounds after this long (0 = no limit)", min=0)
+    stop_at_reach: int = setting(0, "stop once reach is at least this (0 = never)", min=0)
+
+
+@dataclass
+class TaskSettings:
+    name: str = setting("reversed-addition", "built-in task name or 'package.module:ClassName'")
+    seed_min_difficulty: int = setting(1, "easiest difficulty of the ground-truth seed data", min=1)
+    seed_max_difficulty: int = setting(6, "hardest difficulty of the ground-truth seed data", min=1)
+    seed_examples: int = setting(50000, "size of the fixed ground-truth seed set", min=1)
+
+
+@dataclass
+class ModelSettings:
+    n_layers: int = setting(4, "transformer blocks", min=1)
+    d_model: int = setting(128, "residual width", min=8)
+    n_heads: int = setting(8, "attention heads (d_model must divide by it)", min=1)
+    d_ff: int = setting(512, "SwiGLU hidden width", min=8)
+    positional: Literal["none", "rope"] = setting("none", "positional encoding: none (NoPE) or rope")
+    max_len: int = setting(256, "longest sequence the model handles", min=8)
+    members: int = setting(1, "independently seeded models; majority-vote judges vote across them", min=1)
+    device: str = setting("cpu", "torch device the models live on: cpu, cuda, cuda:1, ...")
+
+
+@dataclass
+class SamplerSettings:
+    type: Literal["greedy", "temperature"] = setting("greedy", "how attempts are decoded")
+    temperature: float = setting(1.0, "sampling temperature (type = temperature)", min=0.0)
+    top_k: int = setting(0, "keep only the k most likely tokens when sampling (0 = all)", min=0)
+    batch_size: int = setting(512, "prompts decoded together", min=1)
+
+
+@dataclass
+class JudgeSettings:
+    type: Literal["length", "consistency", "majority-vote"] = setting(
+        "length", "length: answer has the length the prompt implies; consistency: equivalent phrasings "
+        "get the same answer; majority-vote: members agree")
+    min_agreement: float = setting(0.5, "majority-vote: share of members that must give the kept answer",
+                                   min=0.0, max=1.0)
+
+
+@dataclass
+class SelectorSettings:
+    type: Literal["all-judges"] = setting("all-judges", "keep an attempt only when every judge passes it")
+
+
+@dataclass
+class LearnerSettings:
+    type: Literal["sft"] = setting("sft", "how the policy is updated")
+    lr: float = setting(1e-3, "peak learning rate (AdamW)", min=0.0)
+    batch_size: int = setting(128, "examples per optimizer step", min=1)
+    weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
+    warmup_steps: int = setting(100, "linear warmup steps of each training phase", min=0)
+    decay_fraction: float = setting(0.2, "share of each phase spent decaying the rate", min=0.0, max=1.0)
+    seed_steps: int = setting(3000, "steps of supervised training on the seed data (round 0)", min=0)
+    steps_per_round: int = setting(400, "steps of training in each self-improvement round", min=0)
+    newest_share: float = setting(0.5, "share of each batch drawn from the newest self-labels", min=0.0, max=1.0)
+
+
+@dataclass
+class CurriculumSettings:
+    type: Literal["easy-to-hard"] = setting("easy-to-hard", "how the next round's problems are chosen")
+    problems_per_round: int = setting(4000, "new problems the model labels each round", min=1)
+    span: int = setting(1, "difficulties above the frontier probed in one round", min=1)
+    gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
+                          min=0.0, max=1.0)
+
+
+@dataclass
+class MonitorSettings:
+    eval_per_difficulty: int = setting(128, "held-out problems per difficulty", min=1)
+    eval_ahead: int = setting(3, "evaluate difficulties up to frontier + this", min=0)
+    eval_max_difficulty: int = setting(40, "largest difficulty ever evaluated", min=1)
+    threshold: float = setting(0.95, "accuracy a difficulty needs to count towards reach", min=0.0, max=1.0)
+
+
+@dataclass
+class Recipe:
+    run: RunSettings = field(default_factory=RunSettings)
+    task: TaskSettings = field(default_factory=TaskSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    judges: list[JudgeSettings] = field(default_factory=list)
+    selector: SelectorSettings = field(default_factory=SelectorSettings)
+    learner: LearnerSettings = field(default_factory=LearnerSettings)
+    curriculum: CurriculumSettings = field(default_factory=CurriculumSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(f"{where}: expected one of {_type_name(tp)}, found {value!r}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if type(value) is not tp:
+            raise RecipeError(f"{where}: expected {tp.__name__}, found {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"unsupported setting type {tp!r} at {where}")
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise RecipeError(f"{where}: expected a table, found {type(table).__name__} {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in table.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(known)})"
+            raise RecipeError(f"{where}: unknown key '{key}'{hint}")
+        f, tp, at = known[key], hints[key], f"{where}.{key}" if where else key
+        if is_dataclass(tp):
+            kwargs[key] = _build(tp, value, at)
+        elif typing.get_origin(tp) is list:
+            (item,) = typing.get_args(tp)
+            if not isinstance(value, list):
+                raise RecipeError(f"{at}: expected an array of tables, found {type(value).__name__}")
+            kwargs[key] = [_build(item, v, f"{at}[{i}]") for i, v in enumerate(value)]
+        else:
+            value = _convert(value, tp, at)
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                bounds = f"{'' if lo is None else lo} .. {'' if hi is None else hi}"
+                raise RecipeError(f"{at}: expected a value in {bounds}, found {value!r}")
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    t = recipe.task
+    if t.seed_min_difficulty > t.seed_max_difficulty:
+        raise RecipeError(f"task.seed_min_difficulty ({t.seed_min_difficulty}) exceeds "
+                          f"task.seed_max_difficulty ({t.seed_max_difficulty})")
+    m = recipe.model
+    if m.d_model % m.n_heads:
+        raise RecipeError(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
+    if (m.d_model // m.n_heads) % 2 and m.positional == "rope":
+        raise RecipeError("model: rope needs an even head width (d_model / n_heads)")
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML syntax when it parses (numbers, booleans, quoted strings), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``a.b.c=value`` (``judges.1.min_agreement=0.6`` indexes arrays) to raw recipe data."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set {assignment!r}: expected key=value")
+    parts, node = key.strip().split("."), data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise RecipeError(f"--set {key}: '{'.'.join(parts[:i])}' has no item {part}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+    node[parts[-1]] = parse_value(raw.strip())
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read, override and validate a recipe. Every error names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    try:
+        for assignment in overrides:
+            apply_override(data, assignment)
+        recipe = _build(Recipe, data, "")
+        _check_combinations(recipe)
+    except RecipeError as e:
+        raise RecipeError(f"{path}: {e}") from None
+    return recipe
+
+
+def to_dict(obj: Any) -> Any:
+    """The fully resolved recipe as plain data (written into the run directory)."""
+    if is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, help) for every setting: the source of docs/recipes.md."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        tp, key = hints[f.name], f"{prefix}{f.name}"
+        if is_dataclass(tp):
+            rows += describe(tp, key + ".")
+        elif typing.get_origin(tp) is list:
+            rows += describe(typing.get_args(tp)[0], f"{key}[].")
+        else:
+            default = f.default if f.default is not MISSING else f.default_factory()
+            rows.append((key, _type_name(tp), default, f.metadata.get("help", "")))
+    return rows
+
+
+def to_toml(data: dict) -> str:
+    """Write resolved recipe data back as TOML (tables and arrays of tables only, as recipes are)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    for section, body in data.items():
+        items = body if isinstance(body, list) else [body]
+        header = f"[[{section}]]" if isinstance(body, list) else f"[{section}]"
+        for item in items:
+            lines.append(header)
+            lines += [f"{k} = {scalar(v)}" for k, v in item.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,44 @@
+"""Tasks: problem generators with checkers, and the tokenizer for them."""
+
+from __future__ import annotations
+
+import importlib
+
+from selftaught.tasks.arithmetic import ReversedAddition
+from selftaught.tasks.base import Problem, Task
+from selftaught.tasks.strings import StringCopy, StringReverse
+from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer
+
+BUILTIN_TASKS = {cls().name: cls for cls in (ReversedAddition, StringCopy, StringReverse)}
+
+
+class TaskImportError(ValueError):
+    """A task named as ``package.module:ClassName`` could not be imported."""
+
+
+def load_task(name: str) -> Task:
+    """A built-in task by name, or a user's task class given as ``package.module:ClassName``."""
+    if name in BUILTIN_TASKS:
+        return BUILTIN_TASKS[name]()
+    if ":" not in name:
+        raise TaskImportError(
+            f"unknown task {name!r}: use one of {sorted(BUILTIN_TASKS)} or 'package.module:ClassName'"
+        )
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise TaskImportError(f"cannot import task module {module_name!r} ({e})") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise TaskImportError(f"module {module_name!r} has no attribute {attr!r}")
+    task = cls()
+    missing = [m for m in ("sample", "target", "check", "answer_length", "equivalents", "alphabet", "name")
+               if not hasattr(task, m)]
+    if missing:
+        raise TaskImportError(f"{name} is not a Task: it lacks {', '.join(missing)}")
+    return task
+
+
+__all__ = ["EOS", "PAD", "CharTokenizer", "Problem", "ReversedAddition", "StringCopy", "StringReverse",
+           "Task", "TaskImportError", "load_task"]

@@ -1,0 +1,35 @@
+"""Character-level tokenizer: one token per character plus padding and end-of-sequence."""
+
+from __future__ import annotations
+
+PAD, EOS = 0, 1
+_SPECIALS = 2
+
+
+class CharTokenizer:
+    def __init__(self, alphabet: str):
+        if len(set(alphabet)) != len(alphabet):
+            raise ValueError(f"alphabet has repeated characters: {alphabet!r}")
+        self.alphabet = alphabet
+        self._ids = {c: i + _SPECIALS for i, c in enumerate(alphabet)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.alphabet) + _SPECIALS
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self._ids[c] for c in text]
+        except KeyError as e:
+            raise ValueError(f"character {e.args[0]!r} is not in the alphabet {self.alphabet!r}") from None
+
+    def decode(self, ids) -> str:
+        """Decode up to the first EOS; padding is skipped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i >= _SPECIALS:
+                out.append(self.alphabet[i - _SPECIALS])
+        return "".join(out)
