@@ -153,7 +153,7 @@ def _build(cls: type, table: Any, where: str) -> Any:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(known)})"
-            raise RecipeError(f"{where}: unknown key '{key}'{hint}")
+            raise RecipeError(f"unknown key '{where + '.' if where else ''}{key}'{hint}")
         f, tp, at = known[key], hints[key], f"{where}.{key}" if where else key
         if is_dataclass(tp):
             kwargs[key] = _build(tp, value, at)
