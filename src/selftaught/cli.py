@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -83,9 +83,9 @@ class RichReporter:
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="recipe file, or the name of a built-in recipe")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a setting: key=value")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="run directory (default runs/NAME-TIME)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed of the run (overrides run.seed)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="override a setting: key=value")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME-TIME)")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the run (overrides run.seed)")] = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Run a recipe: seed training, then rounds of self-improvement."""

@@ -30,7 +30,7 @@ class RunSettings:
     name: str = setting("run", "name shown in progress output and the run store")
     seed: int = setting(0, "seed of every random generator in the run", min=0)
     rounds: int = setting(10, "self-improvement rounds after the seed round", min=0)
-    time_budget_minutes: float = setting(0.0, "stop starting new rounds after this long (0 = no limit)", min=0)
+    time_budget_minutes: float = setting(0.0, "start no round that would end after this long (0 = no limit)", min=0)
     stop_at_reach: int = setting(0, "stop once reach is at least this (0 = never)", min=0)
 
 
@@ -273,3 +273,14 @@ def to_toml(data: dict) -> str:
     return "\n".join(lines)
 
 
+
+
+def settings_table() -> str:
+    """Markdown table of every setting (pasted into docs/recipes.md; a test keeps them in step)."""
+    rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
+    rows += [f"| `{k}` | {t} | `{d!r}` | {h} |" for k, t, d, h in describe()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

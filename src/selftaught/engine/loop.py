@@ -109,8 +109,9 @@ class Run:
                              "parameters": self.members[0].num_params()})
             self._finish(store, self.seed_round())
             for round_ in range(1, r.rounds + 1):
-                minutes = (time.perf_counter() - started) / 60
-                if r.time_budget_minutes and minutes >= r.time_budget_minutes:
+                # A round that would end past the budget is not started: the last one predicts its length.
+                projected = time.perf_counter() - started + self.reports[-1].wall_s * (round_ > 1)
+                if r.time_budget_minutes and projected >= 60 * r.time_budget_minutes:
                     break
                 if r.stop_at_reach and self.reports[-1].reach >= r.stop_at_reach:
                     break

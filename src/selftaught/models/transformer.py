@@ -56,11 +56,14 @@ class Rotary(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        # x: [B, H, T, D]; positions: [B, T]
-        cos = self.cos[positions].unsqueeze(1)
-        sin = self.sin[positions].unsqueeze(1)
-        return x * cos + _rotate_half(x) * sin
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin for ``positions`` [B, T], shaped to broadcast over [B, H, T, D]; computed
+        once per forward and shared by every layer."""
+        return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + _rotate_half(x) * sin
 
 
 class Block(nn.Module):
@@ -76,12 +79,13 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, x, rotary, positions, cache: KVCache | None, layer: int, attn_mask):
+    def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None, layer: int,
+                attn_mask):
         B, T, C = x.shape
         h = F.rms_norm(x, (C,), self.attn_norm, self.eps)
         q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            q, k = rotary(q, positions), rotary(k, positions)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         # One new query against the cache needs no mask; SDPA's is_causal would align it to key 0.
@@ -129,9 +133,10 @@ class Transformer(nn.Module):
         B, T = idx.shape
         if positions is None and self.rotary is not None:
             positions = torch.arange(T, device=idx.device).expand(B, T)
+        rope = self.rotary(positions) if self.rotary is not None else None
         x = self.embed(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, self.rotary, positions, cache, i, attn_mask)
+            x = block(x, rope, cache, i, attn_mask)
         return self.head(F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps))
 
     # ---- persistence -------------------------------------------------------------------------

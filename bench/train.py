@@ -1,0 +1,90 @@
+"""Training throughput as a share of this machine's fp32 matmul throughput, measured in one run.
+
+The reference is a 2048 x 2048 fp32 GEMM. Training FLOPs are counted as 6 x parameters x tokens
+for the weight matmuls plus 12 x layers x width x (sequence length / 2) per token for causal
+attention, over real (unpadded) tokens only, so padding is never counted as useful work.
+Target: >= 50% of the GEMM throughput.
+
+    python bench/train.py [--steps 30] [--batch 128] [--max-difficulty 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+
+from selftaught.learn import Example, SFTSettings, collate, make_optimizer, sft_steps
+from selftaught.models import Transformer, TransformerConfig
+from selftaught.tasks import CharTokenizer, ReversedAddition
+from selftaught.tasks.tokenizer import PAD
+
+
+def gemm_flops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--max-difficulty", type=int, default=12)
+    args = ap.parse_args()
+
+    task = ReversedAddition()
+    tok = CharTokenizer(task.alphabet)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, n_layers=4, d_model=128, n_heads=8, d_ff=512))
+    settings = SFTSettings(batch_size=args.batch)
+    opt = make_optimizer(model, settings)
+    rng = random.Random(0)
+    pool = []
+    for _ in range(20000):
+        p = task.sample(rng, rng.randint(1, args.max_difficulty))
+        pool.append(Example(p.prompt, task.target(p)))
+
+    batches = []
+
+    def draw(r: random.Random, n: int) -> list[Example]:
+        batch = r.sample(pool, n)
+        batches.append(batch)
+        return batch
+
+    sft_steps(model, opt, tok, draw, 5, settings, random.Random(1))  # warm-up
+    batches.clear()
+    peak = gemm_flops()
+    t = time.perf_counter()
+    sft_steps(model, opt, tok, draw, args.steps, settings, random.Random(2))
+    elapsed = time.perf_counter() - t
+    peak = (peak + gemm_flops()) / 2  # before and after, in case the machine's clock moved
+
+    cfg = model.cfg
+    dense = model.num_params() - model.embed.weight.numel()  # the tied head counts once, as a matmul
+    dense += model.head.weight.numel()
+    useful = padded = 0.0
+    for batch in batches:
+        inputs, _ = collate(tok, batch)
+        lengths = (inputs != PAD).sum(1).tolist()
+        for n in lengths:
+            useful += 6 * dense * n + 6 * cfg.n_layers * cfg.d_model * n * n  # causal attention: ~n^2/2 pairs
+        padded += inputs.numel()
+    tokens = sum((collate(tok, b)[0] != PAD).sum().item() for b in batches)
+    rate = useful / elapsed
+    print(f"fp32 GEMM 2048^2: {peak / 1e9:.1f} GFLOP/s  (threads {torch.get_num_threads()})")
+    ms = elapsed / args.steps * 1000
+    print(f"training: {args.steps} steps of {args.batch} in {elapsed:.2f}s = {ms:.0f} ms/step, "
+          f"{tokens / elapsed:,.0f} tokens/s ({tokens / padded:.0%} of computed positions are real tokens)")
+    print(f"training: {rate / 1e9:.1f} GFLOP/s of useful work")
+    print(f"ratio (training / GEMM): {rate / peak:.1%}  (target >= 50%)")
+
+
+if __name__ == "__main__":
+    main()
