@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from selftaught.learn import Example, SFTSettings, collate, make_optimizer, sft_steps
+from selftaught.learn import Example, SFTSettings, make_optimizer, sft_steps
+from selftaught.learn.sft import bucket_by_length
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import PAD
@@ -69,14 +70,13 @@ def main() -> None:
     cfg = model.cfg
     dense = model.num_params() - model.embed.weight.numel()  # the tied head counts once, as a matmul
     dense += model.head.weight.numel()
-    useful = padded = 0.0
+    useful = padded = tokens = 0.0
     for batch in batches:
-        inputs, _ = collate(tok, batch)
-        lengths = (inputs != PAD).sum(1).tolist()
-        for n in lengths:
-            useful += 6 * dense * n + 6 * cfg.n_layers * cfg.d_model * n * n  # causal attention: ~n^2/2 pairs
-        padded += inputs.numel()
-    tokens = sum((collate(tok, b)[0] != PAD).sum().item() for b in batches)
+        for inputs, _, _ in bucket_by_length(tok, batch, settings.length_buckets, "cpu"):
+            for n in (inputs != PAD).sum(1).tolist():
+                useful += 6 * dense * n + 6 * cfg.n_layers * cfg.d_model * n * n  # causal attention: ~n^2/2 pairs
+                tokens += n
+            padded += inputs.numel()
     rate = useful / elapsed
     print(f"fp32 GEMM 2048^2: {peak / 1e9:.1f} GFLOP/s  (threads {torch.get_num_threads()})")
     ms = elapsed / args.steps * 1000

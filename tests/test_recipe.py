@@ -85,7 +85,7 @@ def test_overrides(tmp_path):
     path = write(tmp_path, GOOD)
     r = load_recipe(path, ["run.rounds=5", "judges.1.min_agreement=0.8", 'task.name="copy"'])
     assert r.run.rounds == 5 and r.judges[1].min_agreement == 0.8 and r.task.name == "copy"
-    with pytest.raises(RecipeError, match="unknown key 'roundz'"):
+    with pytest.raises(RecipeError, match="unknown key 'run.roundz'"):
         load_recipe(path, ["run.roundz=5"])
     with pytest.raises(RecipeError, match="has no item 7"):
         load_recipe(path, ["judges.7.type=length"])

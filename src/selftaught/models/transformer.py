@@ -88,8 +88,15 @@ class Block(nn.Module):
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
             k, v = cache.append(layer, k, v)
-        # One new query against the cache needs no mask; SDPA's is_causal would align it to key 0.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1)
+        if T == 1 and cache is not None:
+            # One new query against the cache: two batched matmuls beat SDPA's CPU kernel here and
+            # read the cache views in place instead of copying them.
+            scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            y = torch.softmax(scores, dim=-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1)
         x = x + self.out(y.transpose(1, 2).reshape(B, T, C))
         gate, up = self.gate_up(F.rms_norm(x, (C,), self.mlp_norm, self.eps)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
