@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from contextlib import contextmanager
 
 import torch
 
 from selftaught.builtin_recipes import resolve
-from selftaught.engine import Run
+from selftaught.engine import Run, SilentReporter
 from selftaught.recipe import load_recipe
 
 
@@ -26,13 +25,7 @@ class PrintReporter:
         self.start = time.perf_counter()
         self.best = 0
 
-    @contextmanager
-    def phase(self, round_, name, total):
-        class Bar:
-            def advance(self, n=1):
-                pass
-
-        yield Bar()
+    phase = SilentReporter.phase  # no progress bars: one line per round is the output
 
     def round_done(self, r) -> None:
         self.best = max(self.best, r.reach)
