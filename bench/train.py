@@ -68,8 +68,8 @@ def main() -> None:
     peak = (peak + gemm_flops()) / 2  # before and after, in case the machine's clock moved
 
     cfg = model.cfg
-    dense = model.num_params() - model.embed.weight.numel()  # the tied head counts once, as a matmul
-    dense += model.head.weight.numel()
+    # Every parameter is a matmul weight per token: the tied embedding counts once, as the head.
+    dense = model.num_params()
     useful = padded = tokens = 0.0
     for batch in batches:
         for inputs, _, _ in bucket_by_length(tok, batch, settings.length_buckets, "cpu"):

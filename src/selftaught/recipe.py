@@ -150,11 +150,12 @@ def _build(cls: type, table: Any, where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in table.items():
+        at = f"{where}.{key}" if where else key
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(known)})"
-            raise RecipeError(f"unknown key '{where + '.' if where else ''}{key}'{hint}")
-        f, tp, at = known[key], hints[key], f"{where}.{key}" if where else key
+            raise RecipeError(f"unknown key '{at}'{hint}")
+        f, tp = known[key], hints[key]
         if is_dataclass(tp):
             kwargs[key] = _build(tp, value, at)
         elif typing.get_origin(tp) is list:
@@ -271,8 +272,6 @@ def to_toml(data: dict) -> str:
             lines += [f"{k} = {scalar(v)}" for k, v in item.items()]
             lines.append("")
     return "\n".join(lines)
-
-
 
 
 def settings_table() -> str:
