@@ -1,12 +1,17 @@
 import torch
 
 from selftaught.models import KVCache, Transformer, TransformerConfig, generate, score
-from selftaught.tasks.tokenizer import EOS
+from selftaught.tasks.tokenizer import EOS, PAD
 
 
 def tiny(positional="none", **kw):
     cfg = TransformerConfig(vocab_size=16, n_layers=2, d_model=32, n_heads=4, d_ff=64, positional=positional, **kw)
-    return Transformer(cfg).eval()
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # weights large enough that every token's context changes the argmax
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.3)
+    return model
 
 
 def prompts():
@@ -32,7 +37,7 @@ def greedy_by_recomputation(model, prompt, n):
     seq = list(prompt)
     for _ in range(n):
         nxt = int(model(torch.tensor([seq]))[0, -1].argmax())
-        if nxt == EOS:
+        if nxt in (EOS, PAD):  # a generated PAD ends a row too: no target ever contains it
             break
         seq.append(nxt)
     return seq[len(prompt):]
