@@ -102,8 +102,9 @@ def sft_steps(
         value = 0.0
         for inputs, labels, weight in bucket_by_length(tokenizer, draw_batch(rng, settings.batch_size),
                                                settings.length_buckets, model.embed.weight.device):
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=IGNORE)
+            valid = inputs != PAD
+            logits = model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
+            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
             (loss * weight).backward()  # weight = this bucket's share of the answer tokens
             value += loss.item() * weight
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -66,6 +66,22 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + _rotate_half(x) * sin
 
 
+class Packing:
+    """Where the real tokens of a right-padded batch are, so that every per-token layer (norms,
+    projections, MLP, head) runs on real tokens only; only attention sees the padded layout."""
+
+    def __init__(self, valid: torch.Tensor):
+        self.B, self.T = valid.shape
+        self.index = valid.reshape(-1).nonzero().squeeze(1)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.B * self.T, x.shape[-1]).index_copy(0, self.index, x)
+        return out.view(self.B, self.T, -1)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.B * self.T, -1).index_select(0, self.index)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -80,10 +96,14 @@ class Block(nn.Module):
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None, layer: int,
-                attn_mask):
-        B, T, C = x.shape
+                attn_mask, packed: Packing | None = None):
+        C = x.shape[-1]
         h = F.rms_norm(x, (C,), self.attn_norm, self.eps)
-        q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(h)
+        if packed is not None:  # real tokens only so far; attention needs the padded [B, T] layout
+            qkv = packed.pad(qkv)
+        B, T = qkv.shape[:2]
+        q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
@@ -97,7 +117,8 @@ class Block(nn.Module):
             y = torch.softmax(scores, dim=-1) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1)
-        x = x + self.out(y.transpose(1, 2).reshape(B, T, C))
+        y = y.transpose(1, 2).reshape(B, T, C)
+        x = x + self.out(packed.unpad(y) if packed is not None else y)
         gate, up = self.gate_up(F.rms_norm(x, (C,), self.mlp_norm, self.eps)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
 
@@ -134,16 +155,22 @@ class Transformer(nn.Module):
         positions: torch.Tensor | None = None,
         cache: KVCache | None = None,
         attn_mask: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for every position. Without ``attn_mask`` attention is plain causal, which is
-        right for right-padded training batches (padding only ever follows real tokens)."""
+        right for right-padded training batches (padding only ever follows real tokens).
+
+        ``valid`` ([B, T] bool, right-padded batches only): return logits ``[n_valid, vocab]`` for
+        the real tokens in row-major order, computing nothing per token for the padding.
+        """
         B, T = idx.shape
         if positions is None and self.rotary is not None:
             positions = torch.arange(T, device=idx.device).expand(B, T)
         rope = self.rotary(positions) if self.rotary is not None else None
-        x = self.embed(idx)
+        packed = Packing(valid) if valid is not None else None
+        x = self.embed(idx if packed is None else packed.unpad(idx[..., None]).squeeze(-1))
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, cache, i, attn_mask)
+            x = block(x, rope, cache, i, attn_mask, packed)
         return self.head(F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps))
 
     # ---- persistence -------------------------------------------------------------------------
