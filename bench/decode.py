@@ -5,6 +5,9 @@ in rope mode, copied into ``LlamaForCausalLM``), in the same process. Target: ra
 
     python bench/decode.py [--batch 256] [--new-tokens 24] [--repeats 3] [--checkpoint DIR]
 
+It also prints the ceiling: both decoders' weight-matmul FLOP rate as a share of this machine's fp32
+GEMM rate, so a ratio can be judged against what the hardware allows.
+
 With ``--checkpoint`` (a trained rope model) rows finish at different lengths, which our decoder
 exploits and Hugging Face's does not; without it the weights are random and every row runs to the
 token limit, so the figure is pure per-token speed.
@@ -22,6 +25,15 @@ from selftaught.models import Transformer, TransformerConfig, generate
 from selftaught.models.llama import to_llama
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import EOS, PAD
+
+
+def gemm_flops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -76,6 +88,14 @@ def main() -> None:
           f"params {model.num_params():,}, transformers {__import__('transformers').__version__}")
     ratio = results["selftaught"][1] / results["transformers"][1]
     print(f"ratio (selftaught / transformers): {ratio:.2f}x  (target >= 5x)")
+    # The ceiling: weight matmuls alone (2 x params per token, prompt and new tokens) at this
+    # machine's GEMM rate. A decoder already near it cannot be beaten by much, however lean.
+    peak = gemm_flops()
+    new_tokens = sum(len(o) for o in results["transformers"][0])
+    work = 2 * model.num_params() * (args.batch * width + new_tokens)
+    for name, (_, _, seconds) in results.items():
+        print(f"{name:>12}: {work / seconds / 1e9:.1f} GFLOP/s of weight matmuls = "
+              f"{work / seconds / peak:.0%} of the fp32 2048^2 GEMM ({peak / 1e9:.0f} GFLOP/s)")
 
 
 if __name__ == "__main__":
