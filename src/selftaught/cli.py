@@ -18,7 +18,7 @@ from rich.table import Table
 
 from selftaught.builtin_recipes import builtin_recipes, resolve, summary_line
 from selftaught.recipe import RecipeError, load_recipe
-from selftaught.store import FILENAME, NotARunError, RunStore
+from selftaught.store import FILENAME, RunStore, StoreError
 from selftaught.tasks import TaskImportError, load_task
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 err = Console(stderr=True)
 
-USER_ERRORS = (RecipeError, TaskImportError, NotARunError)
+USER_ERRORS = (RecipeError, TaskImportError, StoreError)
 
 
 @contextmanager
@@ -103,6 +103,87 @@ def run(
     reports = Run(parsed, out, RichReporter(console)).execute()
     console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
                   f"`selftaught summary {out}` for the figures")
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")],
+    from_round: Annotated[int | None, typer.Option(help="continue after this round, dropping later ones")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Continue a run from its last committed round (or --from-round N)."""
+    with user_errors(debug):
+        from selftaught.engine import Run
+
+        run_ = Run.resume(run_dir, from_round, RichReporter(console))
+        last = run_.reports[-1].round
+        console.print(f"[bold]{run_.recipe.run.name}[/bold] ← {run_dir}: resuming after round {last}")
+        reports = run_.continue_run()
+    console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
+                  f"`selftaught summary {run_dir}` for the figures")
+
+
+@app.command()
+def inspect(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    round_: Annotated[int | None, typer.Option("--round", help="list this round's attempts")] = None,
+    kept: Annotated[bool, typer.Option("--kept", help="only attempts the selector kept")] = False,
+    rejected: Annotated[bool, typer.Option("--rejected", help="only attempts the selector rejected")] = False,
+    limit: Annotated[int, typer.Option(help="at most this many attempts", min=1)] = 20,
+    attempt: Annotated[int | None, typer.Option(help="show one attempt: every judge's score and reason")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Why was an attempt kept? The attempts of a round, or one attempt in full."""
+    with user_errors(debug):
+        if (round_ is None) == (attempt is None):
+            raise typer.BadParameter("give either --round N or --attempt ID")
+        if kept and rejected:
+            raise typer.BadParameter("--kept and --rejected exclude each other")
+        with RunStore(run_dir) as store:
+            if attempt is not None:
+                row = store.attempt(attempt)
+                if row is None:
+                    raise StoreError(f"{run_dir}: no attempt {attempt}")
+                _show_attempt(row)
+                return
+            rows = store.attempts(round_, True if kept else (False if rejected else None), limit)
+    which = "kept " if kept else ("rejected " if rejected else "")
+    table = Table("id", "difficulty", "prompt", "answer", "judges", "kept", "why",
+                  title=f"{run_dir} · round {round_} · {len(rows)} {which}attempts", title_justify="left")
+    for r in rows:
+        verdicts = " ".join(f"{'[green]✓' if s['passed'] else '[red]✗'}{s['judge']}[/]" for s in r["scores"])
+        table.add_row(str(r["id"]), str(r["difficulty"]), r["prompt"], r["text"], verdicts,
+                      "[green]yes[/]" if r["kept"] else "[red]no[/]", r["reason"])
+    console.print(table)
+
+
+def _show_attempt(row: dict) -> None:
+    console.print(f"[bold]attempt {row['id']}[/bold] · round {row['round']} · problem {row['problem']} · "
+                  f"difficulty {row['difficulty']} · task {row['task']} · member {row['member']} · {row['sampler']}")
+    console.print(f"  prompt: {row['prompt']}\n  answer: {row['text']}", highlight=False)
+    if row["equivalents"]:
+        console.print(f"  answers to equivalent phrasings: {', '.join(row['equivalents'])}", highlight=False)
+    table = Table("judge", "score", "verdict", "reason")
+    for s in row["scores"]:
+        table.add_row(s["judge"], "" if s["value"] is None else f"{s['value']:.3f}",
+                      "[green]pass[/]" if s["passed"] else "[red]fail[/]", s["reason"])
+    console.print(table)
+    console.print(f"  selector {row['selector']}: {'[green]kept[/]' if row['kept'] else '[red]rejected[/]'} — "
+                  f"{row['reason']}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    out: Annotated[Path | None, typer.Option(help="where to write (default RUN_DIR/report.html)")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Write a self-contained HTML report of a run (plots embedded)."""
+    with user_errors(debug):
+        from selftaught.report import write_report
+
+        path = write_report(run_dir, out)
+    console.print(f"wrote {path}")
 
 
 @app.command()

@@ -228,6 +228,16 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return recipe
 
 
+def from_dict(data: dict, source: str) -> Recipe:
+    """A recipe from plain data (as ``to_dict`` wrote it into a run's store); errors name ``source``."""
+    try:
+        recipe = _build(Recipe, data, "")
+        _check_combinations(recipe)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
+    return recipe
+
+
 def to_dict(obj: Any) -> Any:
     """The fully resolved recipe as plain data (written into the run directory)."""
     if is_dataclass(obj):

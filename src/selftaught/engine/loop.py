@@ -1,9 +1,15 @@
 """The self-improvement loop. One round reads top to bottom in ``Run.improve``:
-propose, sample, judge, select, learn, measure, commit."""
+propose, sample, judge, select, learn, measure, commit.
+
+``Run.execute`` starts a run; ``Run.resume`` picks one up from its last committed round (or an
+earlier one) with every random state restored, so that it ends exactly where an uninterrupted run
+would have.
+"""
 
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,16 +20,18 @@ from typing import Protocol
 
 import torch
 
-from selftaught import __version__
+from selftaught import __version__, faults
 from selftaught.curriculum import EasyToHard
 from selftaught.judge import build_judge
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, make_optimizer, sft_steps
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
-from selftaught.recipe import Recipe, to_dict, to_toml
+from selftaught.monitor.tensorboard import open_writer
+from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
 from selftaught.select import keep_if_all_judges_pass
-from selftaught.store import RunStore
+from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
+from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
 from selftaught.tasks import CharTokenizer, load_task
 
 
@@ -41,6 +49,10 @@ class RoundReport:
     keep_rate: dict[int, float] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    # what the store keeps of the round besides its figures
+    step_losses: list[tuple[int, int, float]] = field(default_factory=list, repr=False)  # (member, step, loss)
+    attempts: list[AttemptRecord] = field(default_factory=list, repr=False)
+    training_data: Dataset | None = field(default=None, repr=False)
 
 
 class Phase(Protocol):
@@ -100,23 +112,62 @@ class Run:
     # ---- the loop --------------------------------------------------------------------------------
 
     def execute(self) -> list[RoundReport]:
-        r = self.recipe.run
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
-        started = time.perf_counter()
+        """Start the run in ``out_dir`` (which must not hold one) and run it to the end."""
         with RunStore(self.out_dir, create=True) as store:
-            store.write_run({"recipe": to_dict(self.recipe), "seed": r.seed, "version": __version__,
+            (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
+            store.write_run({"recipe": to_dict(self.recipe), "seed": self.recipe.run.seed, "version": __version__,
                              "parameters": self.members[0].num_params()})
-            self._finish(store, self.seed_round())
-            for round_ in range(1, r.rounds + 1):
-                # A round that would end past the budget is not started: the last one predicts its length.
-                projected = time.perf_counter() - started + self.reports[-1].wall_s * (round_ > 1)
-                if r.time_budget_minutes and projected >= 60 * r.time_budget_minutes:
-                    break
-                if r.stop_at_reach and self.reports[-1].reach >= r.stop_at_reach:
-                    break
-                self._finish(store, self.improve(round_))
+            with open_writer(self.out_dir, 0) as board:
+                self._finish(store, board, self.seed_round())
+                self._rounds(store, board)
         return self.reports
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, from_round: int | None = None, reporter: Reporter | None = None) -> Run:
+        """A run restored to the end of its last committed round (or ``from_round``), ready to
+        ``continue_run``. Everything is checked before anything in the run is changed."""
+        run_dir = Path(run_dir)
+        with RunStore(run_dir) as store:
+            recipe = from_dict(store.run_info()["recipe"], str(run_dir / FILENAME))
+            last = store.last_round()
+            if last is None:
+                raise StoreError(f"{run_dir}: no round was committed, so there is nothing to resume; "
+                                 "start the run again")
+            if from_round is not None:
+                if not 0 <= from_round <= last:
+                    raise StoreError(f"{run_dir}: --from-round {from_round} is not a committed round "
+                                     f"(rounds 0..{last} are)")
+                last = from_round
+            verify(run_dir, store.checkpoint_files(last), last)
+            history = _history(store, last)
+            data = store.training_data(last)
+        run = cls(recipe, run_dir, reporter)
+        run._restore(last, data, history)
+        return run
+
+    def continue_run(self) -> list[RoundReport]:
+        """Go on from the restored round; rounds after it (and their checkpoints) are dropped."""
+        last = self.reports[-1].round
+        with RunStore(self.out_dir, write=True) as store:
+            store.truncate_after(last)
+            for stale in (self.out_dir / "checkpoints").glob("round-*"):
+                if not stale.name.endswith(".tmp") and int(stale.name.split("-")[1]) > last:
+                    shutil.rmtree(stale)
+            with open_writer(self.out_dir, last + 1) as board:
+                self._rounds(store, board)
+        return self.reports
+
+    def _rounds(self, store: RunStore, board) -> None:
+        r = self.recipe.run
+        started = time.perf_counter() - sum(rep.wall_s for rep in self.reports)
+        for round_ in range(self.reports[-1].round + 1, r.rounds + 1):
+            # A round that would end past the budget is not started: the last one predicts its length.
+            projected = time.perf_counter() - started + self.reports[-1].wall_s * (round_ > 1)
+            if r.time_budget_minutes and projected >= 60 * r.time_budget_minutes:
+                break
+            if r.stop_at_reach and self.reports[-1].reach >= r.stop_at_reach:
+                break
+            self._finish(store, board, self.improve(round_))
 
     def seed_round(self) -> RoundReport:
         """Round 0: supervised training on ground-truth labels of the easy difficulties."""
@@ -129,10 +180,11 @@ class Run:
         seed_data = Dataset([Example(p.prompt, self.task.target(p)) for p in problems], levels)
         for mix in self.mixes:
             mix.add(seed_data)
-        loss = self._learn(0, self.recipe.learner.seed_steps, phases)
+        steps = self._learn(0, self.recipe.learner.seed_steps, phases)
         accuracy = self._measure(0, phases)
         return RoundReport(0, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
-                           loss, phases=phases, wall_s=time.perf_counter() - start)
+                           _tail_mean(steps), phases=phases, wall_s=time.perf_counter() - start,
+                           step_losses=steps, training_data=seed_data)
 
     def improve(self, round_: int) -> RoundReport:
         """One self-improvement round. Ground truth is touched only by ``_measure`` and the audit."""
@@ -144,10 +196,14 @@ class Run:
         tick = time.perf_counter()
         n_prompts = len(self.members) * sum(1 + len(self.task.equivalents(p)) for p in problems)
         with self.reporter.phase(round_, "sample", n_prompts) as bar:
+            def sampled(n: int) -> None:
+                bar.advance(n)
+                faults.point("sample", round_)
+
             attempts = sample_attempts(self.members, self.tokenizer, self.task, problems,
                                        temperature=self._temperature(), top_k=self.recipe.sampler.top_k,
                                        batch_size=self.recipe.sampler.batch_size, generator=self.generator,
-                                       on_batch=bar.advance)
+                                       on_batch=sampled)
         phases["sample"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -158,19 +214,27 @@ class Run:
         per_level = Counter(p.difficulty for p in problems)
         kept_level = Counter(problems[i].difficulty for i in selection.kept_problems)
         keep_rate = {d: kept_level[d] / n for d, n in sorted(per_level.items())}
-        levels = tuple(sorted(kept_level))
+        new_data = Dataset(selection.examples, tuple(sorted(kept_level)))
         for mix in self.mixes:
-            mix.add(Dataset(selection.examples, levels))
-        loss = self._learn(round_, self.recipe.learner.steps_per_round, phases) if selection.examples else float("nan")
+            mix.add(new_data)
+        steps = self._learn(round_, self.recipe.learner.steps_per_round, phases) if selection.examples else []
         self.curriculum.update(keep_rate)
 
         accuracy = self._measure(round_, phases)
         precision = label_precision(self.task, [problems[i] for i in selection.kept_problems],
                                     [e.answer for e in selection.examples])
+        s = self.recipe.sampler
+        sampler = f"{s.type} temperature={self._temperature()} top_k={s.top_k}"
+        records = [AttemptRecord(a.problem_id, a.problem.difficulty, self.recipe.task.name, a.problem.prompt, a.text,
+                                 a.member, sampler, a.equivalent_texts,
+                                 [(name, ss[i].value, ss[i].passed, ss[i].reason) for name, ss in scores.items()],
+                                 selection.kept_attempts[i], self.recipe.selector.type, selection.reasons[i])
+                   for i, a in enumerate(attempts)]
         return RoundReport(round_, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
-                           loss, made=len(attempts), kept=len(selection.examples), rejected_by=selection.rejected_by,
-                           kept_precision=precision, keep_rate=keep_rate, phases=phases,
-                           wall_s=time.perf_counter() - start)
+                           _tail_mean(steps), made=len(attempts), kept=len(selection.examples),
+                           rejected_by=selection.rejected_by, kept_precision=precision, keep_rate=keep_rate,
+                           phases=phases, wall_s=time.perf_counter() - start, step_losses=steps,
+                           attempts=records, training_data=new_data)
 
     # ---- phases ----------------------------------------------------------------------------------
 
@@ -178,16 +242,22 @@ class Run:
         s = self.recipe.sampler
         return 0.0 if s.type == "greedy" else s.temperature
 
-    def _learn(self, round_: int, steps: int, phases: dict[str, float]) -> float:
+    def _learn(self, round_: int, steps: int, phases: dict[str, float]) -> list[tuple[int, int, float]]:
+        """Train every member; returns (member, step, loss) of every step."""
         tick = time.perf_counter()
         losses = []
         with self.reporter.phase(round_, "learn", steps * len(self.members)) as bar:
+            def stepped(step: int, loss: float) -> None:
+                bar.advance()
+                if step == steps // 2:
+                    faults.point("learn", round_)
+
             for i, (model, opt, mix) in enumerate(zip(self.members, self.optimizers, self.mixes)):
                 rng = random.Random(f"{self.recipe.run.seed}-learn-{round_}-{i}")
-                losses += sft_steps(model, opt, self.tokenizer, mix.draw, steps, self.sft, rng,
-                                    on_step=lambda s, loss: bar.advance())[-max(1, steps // 10):]
+                step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps, self.sft, rng, on_step=stepped)
+                losses += [(i, s, v) for s, v in enumerate(step_losses)]
         phases["learn"] = time.perf_counter() - tick
-        return sum(losses) / len(losses) if losses else float("nan")
+        return losses
 
     def _measure(self, round_: int, phases: dict[str, float]) -> dict[int, float]:
         tick = time.perf_counter()
@@ -200,15 +270,76 @@ class Run:
         phases["evaluate"] = time.perf_counter() - tick
         return accuracy
 
-    def _finish(self, store: RunStore, report: RoundReport) -> None:
-        for i, model in enumerate(self.members):
-            model.save(self.out_dir / "checkpoints" / f"round-{report.round}" / f"member-{i}")
+    # ---- persistence -----------------------------------------------------------------------------
+
+    def _save_state(self, directory: Path) -> None:
+        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
+            model.save(directory / f"member-{i}")
+            torch.save(opt.state_dict(), directory / f"member-{i}" / "optimizer.pt")
+        torch.save({"rng": rng_states(self.rng, self.generator), "curriculum": self.curriculum.state_dict(),
+                    "selector": {}}, directory / "state.pt")  # the consensus selector keeps no state
+
+    def _restore(self, round_: int, data: list, history: list[RoundReport]) -> None:
+        directory = round_dir(self.out_dir, round_)
+        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
+            model.load_weights(directory / f"member-{i}")
+            opt.load_state_dict(torch.load(directory / f"member-{i}" / "optimizer.pt", weights_only=True))
+        state = torch.load(directory / "state.pt", weights_only=True)
+        restore_rng_states(state["rng"], self.rng, self.generator)
+        self.curriculum.load_state_dict(state["curriculum"])
+        for _, levels, examples in data:
+            for mix in self.mixes:
+                mix.add(Dataset([Example(p, a) for p, a in examples], levels))
+        self.reports = history
+
+    def _finish(self, store: RunStore, board, report: RoundReport) -> None:
+        files = write_checkpoint(self.out_dir, report.round, self._save_state)
+        faults.point("checkpoint", report.round)
         metrics = [("accuracy", d, a) for d, a in report.accuracy.items()]
         metrics += [("keep_rate", d, v) for d, v in report.keep_rate.items()]
         metrics += [("reach", None, report.reach), ("frontier", None, report.frontier), ("loss", None, report.loss),
                     ("labels_made", None, report.made), ("labels_kept", None, report.kept),
                     ("kept_label_precision", None, report.kept_precision)]
         metrics += [(f"rejected_by_{name}", None, n) for name, n in report.rejected_by.items()]
-        store.commit_round(report.round, metrics, report.wall_s, report.phases)
+        data = report.training_data
+        store.commit_round(
+            RoundRecord(report.round, report.wall_s, report.phases, metrics, report.step_losses, report.attempts,
+                        (data.difficulties, [(e.prompt, e.answer) for e in data.examples]) if data else None, files),
+            before_commit=lambda: faults.point("commit", report.round))
+        if board is not None:
+            board.round(report.round, metrics, report.phases)
+        # The round is durable; the in-memory copies of its attempts are not needed any more.
+        report.attempts, report.step_losses, report.training_data = [], [], None
         self.reports.append(report)
         self.reporter.round_done(report)
+
+
+def _tail_mean(steps: list[tuple[int, int, float]]) -> float:
+    """Mean loss over each member's last tenth of steps (the round's loss figure)."""
+    if not steps:
+        return float("nan")
+    last = max(s for _, s, _ in steps) + 1
+    tail = [v for _, s, v in steps if s >= last - max(1, last // 10)]
+    return sum(tail) / len(tail)
+
+
+def _history(store: RunStore, up_to: int) -> list[RoundReport]:
+    """The figures of committed rounds, as the loop's stopping rules need them after a resume."""
+    accuracy = store.metric_by_difficulty("accuracy")
+    series = {n: store.metric(n) for n in ("reach", "frontier", "loss", "labels_made", "labels_kept",
+                                           "kept_label_precision")}
+    reports = []
+    for r in store.rounds():
+        if r["round"] > up_to:
+            break
+        n = r["round"]
+
+        def get(name: str, default: float = float("nan"), n: int = n) -> float:
+            v = series[name].get(n)
+            return default if v is None else v
+
+        reports.append(RoundReport(n, int(get("frontier", 0)), accuracy.get(n, {}), int(get("reach", 0)),
+                                   get("loss"), made=int(get("labels_made", 0)), kept=int(get("labels_kept", 0)),
+                                   kept_precision=get("kept_label_precision"), phases=r["phases"],
+                                   wall_s=r["wall_s"]))
+    return reports

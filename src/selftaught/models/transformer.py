@@ -188,13 +188,16 @@ class Transformer(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> Transformer:
+        directory = Path(directory)
+        model = cls(TransformerConfig(**json.loads((directory / "config.json").read_text())))
+        model.load_weights(directory)
+        return model
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Weights saved by ``save`` into this model (whose config must match)."""
         from safetensors.torch import load_file
 
-        directory = Path(directory)
-        cfg = TransformerConfig(**json.loads((directory / "config.json").read_text()))
-        model = cls(cfg)
-        state = load_file(str(directory / "model.safetensors"))
-        if cfg.tie_embeddings:
+        state = load_file(str(Path(directory) / "model.safetensors"), device=str(self.embed.weight.device))
+        if self.cfg.tie_embeddings:
             state["head.weight"] = state["embed.weight"]
-        model.load_state_dict(state)
-        return model
+        self.load_state_dict(state)

@@ -16,6 +16,7 @@ class Selection:
     examples: list[Example]  # one self-label per kept problem
     kept_problems: list[int]  # problem ids, parallel to examples
     kept_attempts: list[bool]  # per attempt: passed every judge
+    reasons: list[str]  # per attempt: why it was kept or not
     rejected_by: dict[str, int] = field(default_factory=dict)  # attempts each judge rejected
 
 
@@ -31,5 +32,16 @@ def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[
             answers[a.problem_id][a.text] += 1
             first.setdefault(a.problem_id, a)
     ids = sorted(answers)
-    examples = [Example(first[i].problem.prompt, answers[i].most_common(1)[0][0]) for i in ids]
-    return Selection(examples, ids, kept, rejected_by)
+    labels = {i: answers[i].most_common(1)[0][0] for i in ids}
+    examples = [Example(first[i].problem.prompt, labels[i]) for i in ids]
+    reasons = []
+    for i, a in enumerate(attempts):
+        failed = [name for name, ss in scores.items() if not ss[i].passed]
+        if failed:
+            reasons.append("rejected by " + ", ".join(failed))
+        elif labels[a.problem_id] == a.text:
+            reasons.append(f"passed every judge; the problem's label ({answers[a.problem_id][a.text]} of its "
+                           f"{sum(answers[a.problem_id].values())} kept attempts agree)")
+        else:
+            reasons.append("passed every judge, but another kept answer became the problem's label")
+    return Selection(examples, ids, kept, reasons, rejected_by)

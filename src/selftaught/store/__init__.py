@@ -1,5 +1,15 @@
 """The run store: durable state of a run."""
 
-from selftaught.store.sqlite import FILENAME, NotARunError, RunStore
+from selftaught.store.checkpoint import CheckpointError
+from selftaught.store.sqlite import (
+    FILENAME,
+    AttemptRecord,
+    NotARunError,
+    RoundRecord,
+    RunInUseError,
+    RunStore,
+    StoreError,
+)
 
-__all__ = ["FILENAME", "NotARunError", "RunStore"]
+__all__ = ["FILENAME", "AttemptRecord", "CheckpointError", "NotARunError", "RoundRecord", "RunInUseError",
+           "RunStore", "StoreError"]

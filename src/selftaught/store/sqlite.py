@@ -1,52 +1,177 @@
-"""The run store: one SQLite file per run holding the recipe, rounds and metrics.
+"""The run store: one SQLite file per run, the single source of truth of what happened.
 
-Every write goes through this class, and each round's results are committed in one transaction,
-so a reader (``selftaught summary``) never sees half a round.
+Tables: ``run`` (recipe as validated, seed, version), ``rounds``, ``attempts``, ``scores``,
+``selections``, ``metrics``, ``losses``, ``training_data`` (what each round added to the replay
+mix) and ``checkpoints`` (file, sha256). Every write goes through this class, and each round lands
+in one transaction with the checksums of its checkpoint, so a run killed at any instant holds only
+whole rounds. Readers open the file read-only; one writer at a time holds ``run.lock``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "run.sqlite"
+LOCKFILE = "run.lock"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rounds (
+CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE rounds (
     round INTEGER PRIMARY KEY, finished_at REAL NOT NULL, wall_s REAL NOT NULL, phases TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS metrics (
-    round INTEGER NOT NULL, name TEXT NOT NULL, difficulty INTEGER, value REAL
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY, round INTEGER NOT NULL, problem INTEGER NOT NULL, difficulty INTEGER NOT NULL,
+    task TEXT NOT NULL, prompt TEXT NOT NULL, text TEXT NOT NULL, member INTEGER NOT NULL,
+    sampler TEXT NOT NULL, equivalents TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (name, round);
+CREATE INDEX attempts_by_round ON attempts (round, id);
+CREATE TABLE scores (
+    attempt INTEGER NOT NULL, judge TEXT NOT NULL, value REAL, passed INTEGER NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (attempt, judge)
+) WITHOUT ROWID;
+CREATE TABLE selections (
+    attempt INTEGER PRIMARY KEY, round INTEGER NOT NULL, selector TEXT NOT NULL, kept INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX selections_by_round ON selections (round, kept, attempt);
+CREATE TABLE metrics (round INTEGER NOT NULL, name TEXT NOT NULL, difficulty INTEGER, value REAL);
+CREATE INDEX metrics_by_name ON metrics (name, round);
+CREATE INDEX metrics_by_round ON metrics (round);
+CREATE TABLE losses (round INTEGER NOT NULL, member INTEGER NOT NULL, step INTEGER NOT NULL, value REAL);
+CREATE INDEX losses_by_round ON losses (round);
+CREATE TABLE training_data (round INTEGER PRIMARY KEY, difficulties TEXT NOT NULL, examples TEXT NOT NULL);
+CREATE TABLE checkpoints (
+    round INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (round, path)
+);
 """
 
+_PER_ROUND = ("rounds", "metrics", "losses", "training_data", "checkpoints")
 
-class NotARunError(ValueError):
+
+class StoreError(ValueError):
+    """A run directory that cannot be used as asked; the message names the path and what to do."""
+
+
+class NotARunError(StoreError):
     """A directory that holds no selftaught run."""
 
 
+class RunInUseError(StoreError):
+    """Another live process is writing the run."""
+
+
+@dataclass
+class AttemptRecord:
+    problem: int
+    difficulty: int
+    task: str
+    prompt: str
+    text: str
+    member: int
+    sampler: str
+    equivalents: list[str]
+    scores: list[tuple[str, float, bool, str]]  # (judge, value, passed, reason)
+    kept: bool
+    selector: str
+    reason: str
+
+
+@dataclass
+class RoundRecord:
+    """Everything one round adds to the store; ``RunStore.commit_round`` writes it atomically."""
+
+    round: int
+    wall_s: float
+    phases: dict[str, float]
+    metrics: list[tuple[str, int | None, float]]  # (name, difficulty or None, value)
+    losses: list[tuple[int, int, float]] = field(default_factory=list)  # (member, step, loss)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    training_data: tuple[Sequence[int], list[tuple[str, str]]] | None = None  # (difficulties, [(prompt, answer)])
+    checkpoint: dict[str, str] = field(default_factory=dict)  # path relative to the run -> sha256
+
+
+def _clean(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
 class RunStore:
-    def __init__(self, run_dir: str | Path, *, create: bool = False):
+    """Open a run's store. ``create`` makes a new one; ``write`` takes the run's lock. Without
+    either, the file is opened read-only and nothing in the run directory is changed."""
+
+    def __init__(self, run_dir: str | Path, *, create: bool = False, write: bool = False):
         self.run_dir = Path(run_dir)
-        path = self.run_dir / FILENAME
-        if not create and not path.is_file():
-            raise NotARunError(f"{self.run_dir}: not a selftaught run (no {FILENAME})")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.path = self.run_dir / FILENAME
+        self._lock_fd: int | None = None
         if create:
+            if self.path.exists():
+                raise StoreError(f"{self.run_dir}: already holds a run; choose another directory")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock()
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
             with self.db:
                 self.db.executescript(_SCHEMA)
-                self.db.execute("INSERT OR REPLACE INTO run VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self.db.execute("INSERT INTO run VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        if not self.run_dir.is_dir():
+            raise NotARunError(f"{self.run_dir}: no such directory")
+        if not self.path.is_file():
+            raise NotARunError(f"{self.run_dir}: not a selftaught run (no {FILENAME} in it)")
+        self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        self._check_schema()
+        if write:
+            self._lock()
+            self.db.close()
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+
+    def _check_schema(self) -> None:
+        try:
+            row = self.db.execute("SELECT value FROM run WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise StoreError(f"{self.path}: not a readable run store ({e}); the file may be truncated or "
+                             "damaged: restore it from a backup, or start the run again") from None
+        if row is None:
+            self.db.close()
+            raise StoreError(f"{self.path}: store has no schema version; it was not written by selftaught")
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(f"{self.path}: written by a newer selftaught (store schema {found}, this version "
+                             f"reads up to {SCHEMA_VERSION}); upgrade selftaught to use this run")
+        if found < SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(f"{self.path}: store schema {found} is older than this selftaught's "
+                             f"({SCHEMA_VERSION}); open it with the selftaught version that wrote it")
+
+    def _lock(self) -> None:
+        fd = os.open(self.run_dir / LOCKFILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel if we die
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode().strip() or "?"
+            os.close(fd)
+            raise RunInUseError(f"{self.run_dir}: run is in use by PID {pid}; wait for it to end or stop it "
+                                "first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
 
     def close(self) -> None:
         self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -61,17 +186,49 @@ class RunStore:
             self.db.executemany("INSERT OR REPLACE INTO run VALUES (?, ?)",
                                 [(k, json.dumps(v)) for k, v in info.items()])
 
-    def commit_round(self, round_: int, metrics: list[tuple[str, int | None, float]], wall_s: float,
-                     phases: dict[str, float]) -> None:
-        """Metrics are (name, difficulty or None, value); all of them land or none do."""
+    def commit_round(self, record: RoundRecord, before_commit: Callable[[], None] | None = None) -> None:
+        """All of the round lands, or none of it. ``before_commit`` runs inside the transaction
+        (the fault-injection tests kill the process there)."""
+        r = record.round
         with self.db:
-            self.db.execute("DELETE FROM metrics WHERE round = ?", (round_,))
+            self._delete_rounds_from(r)
+            self.db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                                [(r, n, d, _clean(v)) for n, d, v in record.metrics])
+            self.db.executemany("INSERT INTO losses VALUES (?, ?, ?, ?)",
+                                [(r, m, s, _clean(v)) for m, s, v in record.losses])
+            next_id = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM attempts").fetchone()[0]
+            ids = range(next_id, next_id + len(record.attempts))
             self.db.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?, ?)",
-                [(round_, n, d, None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
-                 for n, d, v in metrics])
-            self.db.execute("INSERT OR REPLACE INTO rounds VALUES (?, ?, ?, ?)",
-                            (round_, time.time(), wall_s, json.dumps(phases)))
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(i, r, a.problem, a.difficulty, a.task, a.prompt, a.text, a.member, a.sampler,
+                  json.dumps(a.equivalents)) for i, a in zip(ids, record.attempts)])
+            if before_commit is not None:
+                before_commit()
+            self.db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)",
+                                [(i, j, _clean(v), int(p), why) for i, a in zip(ids, record.attempts)
+                                 for j, v, p, why in a.scores])
+            self.db.executemany("INSERT INTO selections VALUES (?, ?, ?, ?, ?)",
+                                [(i, r, a.selector, int(a.kept), a.reason) for i, a in zip(ids, record.attempts)])
+            if record.training_data is not None:
+                levels, examples = record.training_data
+                self.db.execute("INSERT INTO training_data VALUES (?, ?, ?)",
+                                (r, json.dumps(list(levels)), json.dumps(examples)))
+            self.db.executemany("INSERT INTO checkpoints VALUES (?, ?, ?)",
+                                [(r, p, h) for p, h in sorted(record.checkpoint.items())])
+            self.db.execute("INSERT INTO rounds VALUES (?, ?, ?, ?)",
+                            (r, time.time(), record.wall_s, json.dumps(record.phases)))
+
+    def truncate_after(self, round_: int) -> None:
+        """Forget every round after ``round_`` (resuming from an earlier round)."""
+        with self.db:
+            self._delete_rounds_from(round_ + 1)
+
+    def _delete_rounds_from(self, round_: int) -> None:
+        for table in _PER_ROUND:
+            self.db.execute(f"DELETE FROM {table} WHERE round >= ?", (round_,))
+        self.db.execute("DELETE FROM scores WHERE attempt IN (SELECT id FROM attempts WHERE round >= ?)", (round_,))
+        self.db.execute("DELETE FROM selections WHERE round >= ?", (round_,))
+        self.db.execute("DELETE FROM attempts WHERE round >= ?", (round_,))
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -83,11 +240,17 @@ class RunStore:
         rows = self.db.execute("SELECT round, wall_s, phases FROM rounds ORDER BY round").fetchall()
         return [{"round": r, "wall_s": w, "phases": json.loads(p)} for r, w, p in rows]
 
+    def last_round(self) -> int | None:
+        return self.db.execute("SELECT MAX(round) FROM rounds").fetchone()[0]
+
     def metric(self, name: str) -> dict[int, float | None]:
         """Per-round values of a metric without difficulty."""
         rows = self.db.execute("SELECT round, value FROM metrics WHERE name = ? AND difficulty IS NULL "
                                "ORDER BY round", (name,))
         return dict(rows.fetchall())
+
+    def metric_names(self) -> list[str]:
+        return [n for (n,) in self.db.execute("SELECT DISTINCT name FROM metrics ORDER BY name")]
 
     def metric_by_difficulty(self, name: str) -> dict[int, dict[int, float]]:
         """{round: {difficulty: value}}."""
@@ -96,3 +259,59 @@ class RunStore:
                                        "difficulty IS NOT NULL ORDER BY round, difficulty", (name,)):
             out.setdefault(r, {})[d] = v
         return out
+
+    def losses(self) -> list[tuple[int, int, int, float]]:
+        """(round, member, step, loss) in order."""
+        return self.db.execute("SELECT round, member, step, value FROM losses ORDER BY round, member, step").fetchall()
+
+    def training_data(self, up_to_round: int) -> list[tuple[int, tuple[int, ...], list[tuple[str, str]]]]:
+        rows = self.db.execute("SELECT round, difficulties, examples FROM training_data WHERE round <= ? "
+                               "ORDER BY round", (up_to_round,))
+        return [(r, tuple(json.loads(d)), [tuple(e) for e in json.loads(x)]) for r, d, x in rows]
+
+    def checkpoint_files(self, round_: int) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, sha256 FROM checkpoints WHERE round = ? ORDER BY path", (round_,)))
+
+    # ---- lineage ---------------------------------------------------------------------------------
+
+    ATTEMPTS_QUERY = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
+                      "FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ?{kept} "
+                      "ORDER BY s.attempt LIMIT ?")
+
+    def attempts(self, round_: int, kept: bool | None = None, limit: int = 20) -> list[dict]:
+        sql, args = self._attempts_sql(round_, kept, limit)
+        cols = ("id", "round", "problem", "difficulty", "prompt", "text", "member", "kept", "reason")
+        rows = [dict(zip(cols, row)) for row in self.db.execute(sql, args)]
+        for row in rows:
+            row["kept"] = bool(row["kept"])
+            row["scores"] = self._scores(row["id"])
+        return rows
+
+    def _attempts_sql(self, round_: int, kept: bool | None, limit: int) -> tuple[str, tuple]:
+        if kept is None:
+            return self.ATTEMPTS_QUERY.format(kept=""), (round_, limit)
+        return self.ATTEMPTS_QUERY.format(kept=" AND s.kept = ?"), (round_, int(kept), limit)
+
+    def query_plan(self, round_: int, kept: bool | None = None) -> str:
+        sql, args = self._attempts_sql(round_, kept, 10)
+        return "\n".join(row[-1] for row in self.db.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+    def attempt(self, attempt_id: int) -> dict | None:
+        row = self.db.execute(
+            "SELECT a.id, a.round, a.problem, a.difficulty, a.task, a.prompt, a.text, a.member, a.sampler, "
+            "a.equivalents, s.selector, s.kept, s.reason FROM attempts a LEFT JOIN selections s "
+            "ON s.attempt = a.id WHERE a.id = ?", (attempt_id,)).fetchone()
+        if row is None:
+            return None
+        cols = ("id", "round", "problem", "difficulty", "task", "prompt", "text", "member", "sampler",
+                "equivalents", "selector", "kept", "reason")
+        out = dict(zip(cols, row))
+        out["equivalents"] = json.loads(out["equivalents"])
+        out["kept"] = bool(out["kept"])
+        out["scores"] = self._scores(attempt_id)
+        return out
+
+    def _scores(self, attempt_id: int) -> list[dict]:
+        rows = self.db.execute("SELECT judge, value, passed, reason FROM scores WHERE attempt = ? ORDER BY judge",
+                               (attempt_id,))
+        return [{"judge": j, "value": v, "passed": bool(p), "reason": why} for j, v, p, why in rows]
