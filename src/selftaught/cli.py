@@ -116,8 +116,8 @@ def resume(
         from selftaught.engine import Run
 
         run_ = Run.resume(run_dir, from_round, RichReporter(console))
-        last = run_.reports[-1].round
-        console.print(f"[bold]{run_.recipe.run.name}[/bold] ← {run_dir}: resuming after round {last}")
+        where = f"after round {run_.reports[-1].round}" if run_.reports else "from the start (no round committed)"
+        console.print(f"[bold]{run_.recipe.run.name}[/bold] ← {run_dir}: resuming {where}")
         reports = run_.continue_run()
     console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
                   f"`selftaught summary {run_dir}` for the figures")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from selftaught import __version__, faults
@@ -88,6 +89,9 @@ class Run:
         self.task = load_task(recipe.task.name)
         self.tokenizer = CharTokenizer(self.task.alphabet)
         seed = recipe.run.seed
+        # The global generators too: a user's task may draw from them, and a resumed run restores them.
+        random.seed(seed)
+        np.random.seed(seed)
         self.rng = random.Random(f"{seed}-loop")
         self.generator = torch.Generator().manual_seed(seed)
         m = recipe.model
@@ -130,9 +134,10 @@ class Run:
         with RunStore(run_dir) as store:
             recipe = from_dict(store.run_info()["recipe"], str(run_dir / FILENAME))
             last = store.last_round()
-            if last is None:
-                raise StoreError(f"{run_dir}: no round was committed, so there is nothing to resume; "
-                                 "start the run again")
+            if last is None:  # killed during the seed round: start over, in the same directory
+                if from_round is not None:
+                    raise StoreError(f"{run_dir}: --from-round {from_round}: no round was committed yet")
+                return cls(recipe, run_dir, reporter)
             if from_round is not None:
                 if not 0 <= from_round <= last:
                     raise StoreError(f"{run_dir}: --from-round {from_round} is not a committed round "
@@ -147,13 +152,15 @@ class Run:
 
     def continue_run(self) -> list[RoundReport]:
         """Go on from the restored round; rounds after it (and their checkpoints) are dropped."""
-        last = self.reports[-1].round
+        last = self.reports[-1].round if self.reports else -1
         with RunStore(self.out_dir, write=True) as store:
             store.truncate_after(last)
             for stale in (self.out_dir / "checkpoints").glob("round-*"):
                 if not stale.name.endswith(".tmp") and int(stale.name.split("-")[1]) > last:
                     shutil.rmtree(stale)
             with open_writer(self.out_dir, last + 1) as board:
+                if not self.reports:
+                    self._finish(store, board, self.seed_round())
                 self._rounds(store, board)
         return self.reports
 

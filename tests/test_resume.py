@@ -1,0 +1,193 @@
+"""Exact resume: a run killed with SIGKILL at a named point and resumed ends bitwise where an
+uninterrupted run ends. Every run here is a real process, killed for real."""
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from selftaught import faults
+from selftaught.cli import app
+from selftaught.store import RunInUseError, RunStore
+
+runner = CliRunner()
+
+RECIPE = """
+[run]
+rounds = 3
+seed = 7
+time_budget_minutes = 0
+[task]
+name = "reversed-addition"
+seed_max_difficulty = 3
+seed_examples = 300
+[model]
+n_layers = 1
+d_model = 32
+n_heads = 4
+d_ff = 64
+members = 2
+[sampler]
+type = "temperature"
+temperature = 1.0
+batch_size = 24
+[[judges]]
+type = "length"
+[learner]
+seed_steps = 20
+steps_per_round = 10
+batch_size = 32
+[curriculum]
+problems_per_round = 48
+gate = 0.0
+[monitor]
+eval_per_difficulty = 8
+"""
+
+
+def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def fingerprint(run_dir: Path) -> dict:
+    """What must be identical: the final weights and optimizer state (bytes), every metric, every attempt."""
+    final = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("round-*")
+                if not p.name.endswith(".tmp"))
+    files = {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted((run_dir / "checkpoints" / f"round-{final}").rglob("*")) if p.is_file()}
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    metrics = db.execute("SELECT round, name, difficulty, value FROM metrics ORDER BY round, name, difficulty")
+    metrics = metrics.fetchall()
+    attempts = db.execute("SELECT round, problem, member, prompt, text FROM attempts ORDER BY id").fetchall()
+    losses = db.execute("SELECT round, member, step, value FROM losses ORDER BY round, member, step").fetchall()
+    db.close()
+    return {"final_round": final, "files": files, "metrics": metrics, "attempts": attempts, "losses": losses}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("resume")
+    recipe = root / "tiny.toml"
+    recipe.write_text(RECIPE)
+    out = root / "reference"
+    done = selftaught("run", str(recipe), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return recipe, out, fingerprint(out)
+
+
+@pytest.mark.parametrize("kill_at", ["learn:0", "commit:0", "sample:2", "learn:2", "checkpoint:2", "commit:2"])
+def test_killed_and_resumed_run_is_bitwise_identical(reference, tmp_path, kill_at):
+    recipe, _, expected = reference
+    assert expected["final_round"] == 3
+    out = tmp_path / "run"
+    killed = selftaught("run", str(recipe), "--out", str(out), kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    point, round_ = kill_at.split(":")
+    with RunStore(out) as store:  # only whole rounds were committed
+        assert store.last_round() == (None if round_ == "0" else int(round_) - 1)
+    if point == "checkpoint":  # the files were on disk, the round was not: resume must redo it
+        assert (out / "checkpoints" / f"round-{round_}").is_dir()
+    resumed = selftaught("resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert fingerprint(out) == expected
+
+
+def test_damaged_checkpoint_is_never_loaded_and_from_round_falls_back(reference, tmp_path):
+    _, ref_dir, expected = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref_dir, out)
+    weights = out / "checkpoints" / "round-3" / "member-1" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    before = snapshot(out)
+
+    failed = selftaught("resume", str(out))
+    assert failed.returncode == 2
+    assert str(weights) in failed.stderr and "checksum" in failed.stderr and "--from-round 2" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert changed(before, snapshot(out)) == []
+
+    resumed = selftaught("resume", str(out), "--from-round", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert fingerprint(out) == expected  # round 3 done again, from round 2's state, exactly
+
+
+def test_a_second_writer_is_told_the_pid_of_the_first(reference, tmp_path):
+    _, ref_dir, _ = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref_dir, out)
+    with RunStore(out, write=True):
+        with pytest.raises(RunInUseError, match=f"in use by PID {os.getpid()}"):
+            RunStore(out, write=True)
+        other = selftaught("resume", str(out))
+        assert other.returncode == 2 and f"in use by PID {os.getpid()}" in other.stderr
+    with RunStore(out, write=True):  # released with its holder
+        pass
+
+
+def snapshot(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Files added, removed or modified, apart from SQLite's own shared-memory/WAL files of a reader."""
+    names = set(before) | set(after)
+    return sorted(n for n in names if before.get(n) != after.get(n) and not n.endswith(("-shm", "-wal")))
+
+
+def bad_runs(ref_dir: Path, root: Path) -> dict[str, tuple[Path, str]]:
+    """Each kind of bad run directory, with what its message must say."""
+    cases = {}
+    empty = root / "empty"
+    empty.mkdir()
+    cases["not a run"] = (empty, "not a selftaught run")
+
+    newer = root / "newer"
+    shutil.copytree(ref_dir, newer)
+    db = sqlite3.connect(newer / "run.sqlite")
+    with db:
+        db.execute("UPDATE run SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    cases["newer schema"] = (newer, "newer selftaught")
+
+    truncated = root / "truncated"
+    shutil.copytree(ref_dir, truncated)
+    db_file = truncated / "run.sqlite"
+    db_file.write_bytes(db_file.read_bytes()[:6000])
+    cases["truncated"] = (truncated, "truncated or")
+
+    missing = root / "missing"
+    shutil.copytree(ref_dir, missing)
+    (missing / "checkpoints" / "round-3" / "member-0" / "optimizer.pt").unlink()
+    cases["missing checkpoint"] = (missing, "optimizer.pt: checkpoint file is missing")
+    return cases
+
+
+def test_bad_run_directories_get_one_line_exit_2_and_stay_untouched(reference, tmp_path):
+    _, ref_dir, _ = reference
+    for name, (run_dir, says) in bad_runs(ref_dir, tmp_path).items():
+        commands = [["resume", str(run_dir)]]
+        if name != "missing checkpoint":  # readers need no checkpoint
+            commands += [["summary", str(run_dir)], ["inspect", str(run_dir), "--round", "1"],
+                         ["report", str(run_dir)]]
+        for command in commands:
+            before = snapshot(run_dir)
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, (name, command, result.output)
+            message = " ".join(result.stderr.split())  # rich wraps long lines
+            assert says in message and str(run_dir) in message, (name, command, message)
+            assert result.exception is None or isinstance(result.exception, SystemExit)
+            assert changed(before, snapshot(run_dir)) == [], (name, command)
