@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from selftaught import faults
 from selftaught.cli import app
 from selftaught.store import RunInUseError, RunStore
+from selftaught.store.fingerprint import run_fingerprint as fingerprint
 
 runner = CliRunner()
 
@@ -58,21 +59,6 @@ def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedPr
         env[faults.ENV] = kill_at
     return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300)
-
-
-def fingerprint(run_dir: Path) -> dict:
-    """What must be identical: the final weights and optimizer state (bytes), every metric, every attempt."""
-    final = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("round-*")
-                if not p.name.endswith(".tmp"))
-    files = {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted((run_dir / "checkpoints" / f"round-{final}").rglob("*")) if p.is_file()}
-    db = sqlite3.connect(run_dir / "run.sqlite")
-    metrics = db.execute("SELECT round, name, difficulty, value FROM metrics ORDER BY round, name, difficulty")
-    metrics = metrics.fetchall()
-    attempts = db.execute("SELECT round, problem, member, prompt, text FROM attempts ORDER BY id").fetchall()
-    losses = db.execute("SELECT round, member, step, value FROM losses ORDER BY round, member, step").fetchall()
-    db.close()
-    return {"final_round": final, "files": files, "metrics": metrics, "attempts": attempts, "losses": losses}
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,11 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    def by_round(ax) -> None:
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
     rounds = [r["round"] for r in store.rounds()]
     out = []
@@ -67,7 +72,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(rounds, [_nan(reach.get(r)) for r in rounds], "o-", label="reach (every level ≥ threshold)")
     ax.plot(rounds, [_nan(frontier.get(r)) for r in rounds], "s--", label="curriculum frontier")
-    ax.set_xlabel("round")
+    by_round(ax)
     ax.set_ylabel("difficulty")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -82,7 +87,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     for j in judges:
         series = store.metric(f"rejected_by_{j}")
         ax.plot(rounds, [_nan(series.get(r)) for r in rounds], "x:", label=f"rejected by {j}")
-    ax.set_xlabel("round")
+    by_round(ax)
     ax.set_ylabel("count")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -93,7 +98,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(rounds, [_nan(precision.get(r)) for r in rounds], "o-", color="tab:red")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("round")
+    by_round(ax)
     ax.set_ylabel("share right")
     ax.grid(alpha=0.3)
     out.append(("True accuracy of kept labels", "Checked against ground truth for monitoring only; a falling "
@@ -114,7 +119,8 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         bounds.append(offset)
     for b in bounds[:-1]:
         ax.axvline(b, color="#bbb", lw=0.6)
-    if any(v is not None and v > 0 for *_, v in losses):
+    values = [v for *_, v in losses if v is not None and v > 0]
+    if values and max(values) > 20 * min(values):  # log only where the curve spans orders of magnitude
         ax.set_yscale("log")
     ax.set_xlabel("training step (grey lines: round boundaries)")
     ax.set_ylabel("loss")

@@ -117,10 +117,10 @@ class Run:
 
     def execute(self) -> list[RoundReport]:
         """Start the run in ``out_dir`` (which must not hold one) and run it to the end."""
-        with RunStore(self.out_dir, create=True) as store:
+        info = {"recipe": to_dict(self.recipe), "seed": self.recipe.run.seed, "version": __version__,
+                "parameters": self.members[0].num_params()}
+        with RunStore(self.out_dir, create=True, info=info) as store:
             (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
-            store.write_run({"recipe": to_dict(self.recipe), "seed": self.recipe.run.seed, "version": __version__,
-                             "parameters": self.members[0].num_params()})
             with open_writer(self.out_dir, 0) as board:
                 self._finish(store, board, self.seed_round())
                 self._rounds(store, board)

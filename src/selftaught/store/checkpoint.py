@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selftaught.store.sqlite import StoreError
+from selftaught.store.sqlite import StoreError, fsync_path
 
 
 class CheckpointError(StoreError):
@@ -37,14 +37,6 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(run_dir: Path, round_: int, write: Callable[[Path], None]) -> dict[str, str]:
     """Run ``write(directory)`` into a temporary directory, make it durable, move it into place.
     Returns {path relative to the run: sha256}."""
@@ -56,13 +48,13 @@ def write_checkpoint(run_dir: Path, round_: int, write: Callable[[Path], None]) 
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
     digests = {str((final / p.relative_to(tmp)).relative_to(run_dir)): sha256(p) for p in files}
     for p in files:
-        _fsync(p)
+        fsync_path(p)
     for d in sorted({p.parent for p in files}, reverse=True):
-        _fsync(d)
+        fsync_path(d)
     if final.exists():  # left by a round that died before it committed
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync(final.parent)
+    fsync_path(final.parent)
     return digests
 
 

@@ -99,15 +99,24 @@ class RoundRecord:
     checkpoint: dict[str, str] = field(default_factory=dict)  # path relative to the run -> sha256
 
 
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _clean(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 class RunStore:
-    """Open a run's store. ``create`` makes a new one; ``write`` takes the run's lock. Without
-    either, the file is opened read-only and nothing in the run directory is changed."""
+    """Open a run's store. ``create`` makes a new one holding ``info`` (recipe, seed, version);
+    ``write`` takes the run's lock. Without either, the file is opened read-only and nothing in
+    the run directory is changed."""
 
-    def __init__(self, run_dir: str | Path, *, create: bool = False, write: bool = False):
+    def __init__(self, run_dir: str | Path, *, create: bool = False, write: bool = False, info: dict | None = None):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / FILENAME
         self._lock_fd: int | None = None
@@ -116,11 +125,22 @@ class RunStore:
                 raise StoreError(f"{self.run_dir}: already holds a run; choose another directory")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock()
+            # Built under another name and renamed: a run killed while starting leaves either a
+            # whole store (resume) or none (start again), never one without its recipe.
+            new = self.path.with_name(FILENAME + ".new")
+            new.unlink(missing_ok=True)
+            db = sqlite3.connect(new)
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO run VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.executemany("INSERT INTO run VALUES (?, ?)", [(k, json.dumps(v)) for k, v in (info or {}).items()])
+            db.close()
+            fsync_path(new)
+            os.replace(new, self.path)
+            fsync_path(self.run_dir)
             self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
-            with self.db:
-                self.db.executescript(_SCHEMA)
-                self.db.execute("INSERT INTO run VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             return
         if not self.run_dir.is_dir():
             raise NotARunError(f"{self.run_dir}: no such directory")
@@ -180,11 +200,6 @@ class RunStore:
         self.close()
 
     # ---- writing -------------------------------------------------------------------------------
-
-    def write_run(self, info: dict) -> None:
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO run VALUES (?, ?)",
-                                [(k, json.dumps(v)) for k, v in info.items()])
 
     def commit_round(self, record: RoundRecord, before_commit: Callable[[], None] | None = None) -> None:
         """All of the round lands, or none of it. ``before_commit`` runs inside the transaction
@@ -274,9 +289,13 @@ class RunStore:
 
     # ---- lineage ---------------------------------------------------------------------------------
 
-    ATTEMPTS_QUERY = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
-                      "FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ?{kept} "
-                      "ORDER BY s.attempt LIMIT ?")
+    # Both orders come straight off an index: (round, id) on attempts, (round, kept, attempt) on
+    # selections, so a page of a round with a million attempts costs what a page costs.
+    _ALL = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
+            "FROM attempts a JOIN selections s ON s.attempt = a.id WHERE a.round = ? ORDER BY a.id LIMIT ?")
+    _BY_VERDICT = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
+                   "FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ? AND s.kept = ? "
+                   "ORDER BY s.attempt LIMIT ?")
 
     def attempts(self, round_: int, kept: bool | None = None, limit: int = 20) -> list[dict]:
         sql, args = self._attempts_sql(round_, kept, limit)
@@ -289,8 +308,8 @@ class RunStore:
 
     def _attempts_sql(self, round_: int, kept: bool | None, limit: int) -> tuple[str, tuple]:
         if kept is None:
-            return self.ATTEMPTS_QUERY.format(kept=""), (round_, limit)
-        return self.ATTEMPTS_QUERY.format(kept=" AND s.kept = ?"), (round_, int(kept), limit)
+            return self._ALL, (round_, limit)
+        return self._BY_VERDICT, (round_, int(kept), limit)
 
     def query_plan(self, round_: int, kept: bool | None = None) -> str:
         sql, args = self._attempts_sql(round_, kept, 10)
