@@ -159,7 +159,8 @@ class Run:
                 if not stale.name.endswith(".tmp") and int(stale.name.split("-")[1]) > last:
                     shutil.rmtree(stale)
             with open_writer(self.out_dir, last + 1) as board:
-                if not self.reports:
+                if not self.reports:  # killed before round 0 committed, perhaps before recipe.toml
+                    (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
                     self._finish(store, board, self.seed_round())
                 self._rounds(store, board)
         return self.reports
