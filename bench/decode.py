@@ -21,19 +21,11 @@ import time
 
 import torch
 
+from gemm import gemm_flops  # bench/gemm.py: scripts here run with bench/ on sys.path
 from selftaught.models import Transformer, TransformerConfig, generate
 from selftaught.models.llama import to_llama
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import EOS, PAD
-
-
-def gemm_flops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from selftaught.store import FILENAME
+from selftaught.store import FILENAME, RunStore
 from selftaught.store.fingerprint import run_fingerprint
 
 RECIPE = """
@@ -92,11 +92,8 @@ def main() -> None:
         committed = "-"
         if killed:
             if (out / FILENAME).exists():
-                import sqlite3
-
-                db = sqlite3.connect(out / FILENAME)
-                committed = db.execute("SELECT MAX(round) FROM rounds").fetchone()[0]
-                db.close()
+                with RunStore(out) as store:
+                    committed = store.last_round()
                 again = selftaught("resume", str(out))
             else:
                 again = selftaught("run", str(recipe), "--out", str(out))

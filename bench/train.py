@@ -16,21 +16,12 @@ import time
 
 import torch
 
+from gemm import gemm_flops  # bench/gemm.py: scripts here run with bench/ on sys.path
 from selftaught.learn import Example, SFTSettings, make_optimizer, sft_steps
 from selftaught.learn.sft import bucket_by_length
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import PAD
-
-
-def gemm_flops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
 def main() -> None:

@@ -291,16 +291,16 @@ class RunStore:
 
     # Both orders come straight off an index: (round, id) on attempts, (round, kept, attempt) on
     # selections, so a page of a round with a million attempts costs what a page costs.
-    _ALL = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
-            "FROM attempts a JOIN selections s ON s.attempt = a.id WHERE a.round = ? ORDER BY a.id LIMIT ?")
-    _BY_VERDICT = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
-                   "FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ? AND s.kept = ? "
-                   "ORDER BY s.attempt LIMIT ?")
+    _PAGE = ("id", "round", "problem", "difficulty", "prompt", "text", "member", "kept", "reason")
+    _SELECT = "SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
+    _ALL = _SELECT + ("FROM attempts a JOIN selections s ON s.attempt = a.id WHERE a.round = ? "
+                      "ORDER BY a.id LIMIT ?")
+    _BY_VERDICT = _SELECT + ("FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ? "
+                             "AND s.kept = ? ORDER BY s.attempt LIMIT ?")
 
     def attempts(self, round_: int, kept: bool | None = None, limit: int = 20) -> list[dict]:
         sql, args = self._attempts_sql(round_, kept, limit)
-        cols = ("id", "round", "problem", "difficulty", "prompt", "text", "member", "kept", "reason")
-        rows = [dict(zip(cols, row)) for row in self.db.execute(sql, args)]
+        rows = [dict(zip(self._PAGE, row)) for row in self.db.execute(sql, args)]
         for row in rows:
             row["kept"] = bool(row["kept"])
             row["scores"] = self._scores(row["id"])
