@@ -79,6 +79,7 @@ eval_per_difficulty = 16
 def test_selection_never_touches_ground_truth(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "accuracy_by_difficulty", monitored(loop.accuracy_by_difficulty))
     monkeypatch.setattr(loop, "label_precision", monitored(loop.label_precision))
+    monkeypatch.setattr(loop, "sample_figures", monitored(loop.sample_figures))  # measured after selection
     GuardedAddition.calls.update(check=0, target=0)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)

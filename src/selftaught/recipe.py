@@ -57,6 +57,8 @@ class ModelSettings:
 @dataclass
 class SamplerSettings:
     type: Literal["greedy", "temperature"] = setting("greedy", "how attempts are decoded")
+    samples: int = setting(1, "attempts per problem and member", min=1)
+    turns: int = setting(1, "1: attempt; 2: attempt, then revise it (self-correction)", min=1, max=2)
     temperature: float = setting(1.0, "sampling temperature (type = temperature)", min=0.0)
     top_k: int = setting(0, "keep only the k most likely tokens when sampling (0 = all)", min=0)
     batch_size: int = setting(512, "prompts decoded together", min=1)
@@ -64,21 +66,47 @@ class SamplerSettings:
 
 @dataclass
 class JudgeSettings:
-    type: Literal["length", "consistency", "majority-vote"] = setting(
+    type: Literal["length", "consistency", "majority-vote", "verifier", "self-verdict", "process-reward"] = setting(
         "length", "length: answer has the length the prompt implies; consistency: equivalent phrasings "
-        "get the same answer; majority-vote: members agree")
-    min_agreement: float = setting(0.5, "majority-vote: share of members that must give the kept answer",
-                                   min=0.0, max=1.0)
+        "get the same answer; majority-vote: attempts (all members and samples) agree; verifier: the task's "
+        "checker (ground truth); self-verdict: the model's own Y/N verdict; process-reward: weakest step's "
+        "share of successful rollouts (ground truth)")
+    min_agreement: float = setting(0.5, "majority-vote: share of the votes the kept answer needs", min=0.0, max=1.0)
+    weight: float = setting(1.0, "weight of this judge's value in an attempt's reward")
+    threshold: float = setting(0.5, "self-verdict, process-reward: value an attempt needs to pass", min=0.0, max=1.0)
+    rollouts: int = setting(4, "process-reward: completions sampled from each step's prefix", min=1)
+    rollout_temperature: float = setting(1.0, "process-reward: temperature of the rollouts", min=0.0)
+    train_problems: int = setting(256, "self-verdict: labelled seed problems attempted each round to train the "
+                                  "verdict on", min=1)
+    train_steps: int = setting(100, "self-verdict: verdict training steps each round", min=0)
 
 
 @dataclass
 class SelectorSettings:
-    type: Literal["all-judges"] = setting("all-judges", "keep an attempt only when every judge passes it")
+    type: Literal["all-judges", "own-agreeing", "threshold", "top-k", "bstar", "rebalance", "pairs", "groups",
+                  "revisions"] = setting(
+        "all-judges", "all-judges: keep attempts every judge passes; own-agreeing: the same, each member keeping "
+        "its own; threshold / top-k / bstar / rebalance: by reward; pairs: best vs worst per query (DPO); "
+        "groups: every query's samples (GRPO); revisions: self-correction traces")
+    threshold: float = setting(1.0, "reward an attempt needs to be kept (bstar: chosen each round)")
+    max_per_query: int = setting(0, "distinct answers kept per query (0 = all)", min=0)
+    k: int = setting(4, "top-k: answers kept per query", min=1)
+    head_cap: int = setting(2, "rebalance: answers kept per query", min=1)
+    tail_rate: float = setting(0.25, "rebalance: pass rate at or below which a query is in the tail",
+                               min=0.0, max=1.0)
+    tail_boost: int = setting(3, "rebalance: copies of each answer kept for a tail query", min=1)
+    margin: float = setting(0.5, "pairs: reward gap a chosen/rejected pair needs", min=0.0)
+    fix_boost: int = setting(2, "revisions: copies of each wrong→right revision", min=1)
+    temperatures: list[float] = setting([0.6, 0.8, 1.0, 1.2], "bstar: sampling temperatures tried on the probe set")
+    thresholds: list[float] = setting([0.5, 0.75, 1.0], "bstar: reward thresholds tried on the probe set")
+    probe_problems: int = setting(128, "bstar: problems in each round's probe set", min=1)
+    balance_target: int = setting(4, "bstar: n*, distinct correct answers a query needs to score fully", min=1)
 
 
 @dataclass
 class LearnerSettings:
-    type: Literal["sft"] = setting("sft", "how the policy is updated")
+    type: Literal["sft", "dpo", "grpo"] = setting("sft", "how the policy is updated: sft on kept examples, dpo on "
+                                                  "pairs, grpo on groups")
     lr: float = setting(1e-3, "peak learning rate (AdamW)", min=0.0)
     batch_size: int = setting(128, "examples per optimizer step", min=1)
     weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
@@ -87,11 +115,17 @@ class LearnerSettings:
     seed_steps: int = setting(3000, "steps of supervised training on the seed data (round 0)", min=0)
     steps_per_round: int = setting(400, "steps of training in each self-improvement round", min=0)
     newest_share: float = setting(0.5, "share of each batch drawn from the newest self-labels", min=0.0, max=1.0)
+    beta: float = setting(0.1, "dpo: preference strength; grpo: weight of the KL to the round's start", min=0.0)
+    clip: float = setting(0.2, "grpo: clip range of the importance ratio", min=0.0)
 
 
 @dataclass
 class CurriculumSettings:
-    type: Literal["easy-to-hard"] = setting("easy-to-hard", "how the next round's problems are chosen")
+    type: Literal["easy-to-hard", "uniform"] = setting(
+        "easy-to-hard", "easy-to-hard: raise difficulty past a competence gate; uniform: fresh problems from a "
+        "fixed difficulty range")
+    min_difficulty: int = setting(0, "uniform: easiest difficulty (0 = task.seed_min_difficulty)", min=0)
+    max_difficulty: int = setting(0, "uniform: hardest difficulty (0 = task.seed_max_difficulty)", min=0)
     problems_per_round: int = setting(4000, "new problems the model labels each round", min=1)
     span: int = setting(1, "difficulties above the frontier probed in one round", min=1)
     gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
@@ -104,6 +138,12 @@ class MonitorSettings:
     eval_ahead: int = setting(3, "evaluate difficulties up to frontier + this", min=0)
     eval_max_difficulty: int = setting(40, "largest difficulty ever evaluated", min=1)
     threshold: float = setting(0.95, "accuracy a difficulty needs to count towards reach", min=0.0, max=1.0)
+    pass_k: int = setting(4, "k of pass@k over each round's samples (at most sampler.samples)", min=1)
+    pass_s: int = setting(2, "S of Pass@K-S and Reward@K-S (distinct correct answers a query needs)", min=1)
+    collapse_diversity: float = setting(0.0, "alarm when the share of distinct answers per query falls below this "
+                                        "(0 = off)", min=0.0, max=1.0)
+    collapse_entropy: float = setting(0.0, "alarm when answer entropy per query (nats) falls below this (0 = off)",
+                                      min=0.0)
 
 
 @dataclass
@@ -125,6 +165,8 @@ class Recipe:
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"list[{_type_name(typing.get_args(tp)[0])}]"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -161,8 +203,14 @@ def _build(cls: type, table: Any, where: str) -> Any:
         elif typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
             if not isinstance(value, list):
-                raise RecipeError(f"{at}: expected an array of tables, found {type(value).__name__}")
-            kwargs[key] = [_build(item, v, f"{at}[{i}]") for i, v in enumerate(value)]
+                what = "an array of tables" if is_dataclass(item) else f"an array of {item.__name__}"
+                raise RecipeError(f"{at}: expected {what}, found {type(value).__name__} {value!r}")
+            if is_dataclass(item):
+                kwargs[key] = [_build(item, v, f"{at}[{i}]") for i, v in enumerate(value)]
+            else:
+                if not value:
+                    raise RecipeError(f"{at}: expected a non-empty array")
+                kwargs[key] = [_convert(v, item, f"{at}[{i}]") for i, v in enumerate(value)]
         else:
             value = _convert(value, tp, at)
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
@@ -183,6 +231,47 @@ def _check_combinations(recipe: Recipe) -> None:
         raise RecipeError(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
     if (m.d_model // m.n_heads) % 2 and m.positional == "rope":
         raise RecipeError("model: rope needs an even head width (d_model / n_heads)")
+    _check_method(recipe)
+
+
+# what each learner trains on, and the selector that makes it
+_LEARNER_NEEDS = {"dpo": "pairs", "grpo": "groups"}
+
+
+def _check_method(recipe: Recipe) -> None:
+    """Parts that do not fit together: each message names the keys to change."""
+    s, sel, lr, mon = recipe.sampler, recipe.selector, recipe.learner, recipe.monitor
+    judges = [j.type for j in recipe.judges]
+    wanted = _LEARNER_NEEDS.get(lr.type)
+    if wanted and sel.type != wanted:
+        raise RecipeError(f"learner.type = '{lr.type}' trains on {wanted}: set selector.type = '{wanted}' "
+                          f"(found '{sel.type}')")
+    for selector, learner in ((v, k) for k, v in _LEARNER_NEEDS.items()):
+        if sel.type == selector and lr.type != learner:
+            raise RecipeError(f"selector.type = '{selector}' makes {selector} for learner.type = '{learner}' "
+                              f"(found learner.type = '{lr.type}')")
+    if sel.type not in ("all-judges", "own-agreeing") and not judges:
+        raise RecipeError(f"selector.type = '{sel.type}' selects by reward: add at least one [[judges]] table")
+    if sel.type in ("pairs", "groups", "bstar", "top-k") and s.samples < 2:
+        raise RecipeError(f"selector.type = '{sel.type}' compares samples of a query: set sampler.samples >= 2 "
+                          f"(found {s.samples})")
+    if (sel.type == "bstar" or lr.type == "grpo") and s.type != "temperature":
+        who = "selector.type = 'bstar'" if sel.type == "bstar" else "learner.type = 'grpo'"
+        raise RecipeError(f"{who} needs sampled attempts: set sampler.type = 'temperature' (found '{s.type}')")
+    if sel.type == "bstar" and "verifier" not in judges:
+        raise RecipeError("selector.type = 'bstar' scores balance with the checker: add a [[judges]] table with "
+                          "type = 'verifier'")
+    if (sel.type == "revisions") != (s.turns == 2):
+        raise RecipeError(f"selector.type = 'revisions' and sampler.turns = 2 go together (found selector.type = "
+                          f"'{sel.type}', sampler.turns = {s.turns})")
+    if sel.type == "own-agreeing" and recipe.model.members < 2:
+        raise RecipeError("selector.type = 'own-agreeing' needs several models: set model.members >= 2")
+    if s.samples > 1 and mon.pass_k > s.samples:
+        raise RecipeError(f"monitor.pass_k ({mon.pass_k}) exceeds sampler.samples ({s.samples})")
+    c = recipe.curriculum
+    if c.type == "uniform" and c.min_difficulty and c.max_difficulty and c.min_difficulty > c.max_difficulty:
+        raise RecipeError(f"curriculum.min_difficulty ({c.min_difficulty}) exceeds curriculum.max_difficulty "
+                          f"({c.max_difficulty})")
 
 
 def parse_value(text: str) -> Any:
@@ -255,7 +344,7 @@ def describe(cls: type = Recipe, prefix: str = "") -> list[tuple[str, str, Any, 
         tp, key = hints[f.name], f"{prefix}{f.name}"
         if is_dataclass(tp):
             rows += describe(tp, key + ".")
-        elif typing.get_origin(tp) is list:
+        elif typing.get_origin(tp) is list and is_dataclass(typing.get_args(tp)[0]):
             rows += describe(typing.get_args(tp)[0], f"{key}[].")
         else:
             default = f.default if f.default is not MISSING else f.default_factory()
@@ -272,6 +361,8 @@ def to_toml(data: dict) -> str:
             return "true" if v else "false"
         if isinstance(v, str):
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
         return repr(v)
 
     for section, body in data.items():

@@ -22,18 +22,37 @@ import numpy as np
 import torch
 
 from selftaught import __version__, faults
-from selftaught.curriculum import EasyToHard
-from selftaught.judge import build_judge
+from selftaught.curriculum import EasyToHard, Uniform
+from selftaught.judge import JudgeContext, Score, build_judge
+from selftaught.judge.self_verdict import verdict_examples
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, make_optimizer, sft_steps
+from selftaught.learn.dpo import dpo_steps
+from selftaught.learn.grpo import grpo_steps
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
+from selftaught.monitor.measures import correction_transitions
+from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
-from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
+from selftaught.recipe import Recipe, RecipeError, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
-from selftaught.select import keep_if_all_judges_pass
+from selftaught.sample.attempts import Attempt, answer, complete, revise_attempts, revision_prompt
+from selftaught.select import (
+    Selection,
+    build_groups,
+    build_pairs,
+    keep_if_all_judges_pass,
+    keep_own_agreeing,
+    rewards,
+    select_rebalanced,
+    select_threshold,
+    select_top_k,
+)
+from selftaught.select.balance import BalanceChoice, choose
+from selftaught.select.revision import select_revisions
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
-from selftaught.tasks import CharTokenizer, load_task
+from selftaught.tasks import load_task
+from selftaught.tasks.tokenizer import tokenizer_for
 
 
 @dataclass
@@ -50,6 +69,8 @@ class RoundReport:
     keep_rate: dict[int, float] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    figures: dict[str, float] = field(default_factory=dict)  # every other figure of the round, by name
+    alarms: list[str] = field(default_factory=list)  # collapse alarms that fired
     # what the store keeps of the round besides its figures
     step_losses: list[tuple[int, int, float]] = field(default_factory=list, repr=False)  # (member, step, loss)
     attempts: list[AttemptRecord] = field(default_factory=list, repr=False)
@@ -87,7 +108,11 @@ class Run:
         self.out_dir = Path(out_dir)
         self.reporter = reporter or SilentReporter()
         self.task = load_task(recipe.task.name)
-        self.tokenizer = CharTokenizer(self.task.alphabet)
+        kinds = [j.type for j in recipe.judges]
+        if "process-reward" in kinds and not getattr(self.task, "step_separator", None):
+            raise RecipeError(f"judges[{kinds.index('process-reward')}].type = 'process-reward' needs a task that "
+                              f"writes its answer as steps; task.name = '{recipe.task.name}' does not")
+        self.tokenizer = tokenizer_for(self.task.alphabet, "self-verdict" in kinds or recipe.sampler.turns == 2)
         seed = recipe.run.seed
         # The global generators too: a user's task may draw from them, and a resumed run restores them.
         random.seed(seed)
@@ -106,9 +131,16 @@ class Run:
                                warmup_steps=lr.warmup_steps, decay_fraction=lr.decay_fraction)
         self.optimizers = [make_optimizer(model, self.sft) for model in self.members]
         self.mixes = [ReplayMix(lr.newest_share) for _ in self.members]
-        c = recipe.curriculum
-        self.curriculum = EasyToHard(recipe.task.seed_max_difficulty, c.problems_per_round, c.span, c.gate)
-        self.judges = [build_judge(j) for j in recipe.judges]
+        c, t = recipe.curriculum, recipe.task
+        if c.type == "uniform":
+            self.curriculum = Uniform(c.min_difficulty or t.seed_min_difficulty,
+                                      c.max_difficulty or t.seed_max_difficulty, c.problems_per_round)
+        else:
+            self.curriculum = EasyToHard(t.seed_max_difficulty, c.problems_per_round, c.span, c.gate)
+        context = JudgeContext(self.members, self.tokenizer, recipe.sampler.batch_size, self.generator)
+        self.judges = [build_judge(j, context) for j in recipe.judges]
+        self.weights = {j.type: j.weight for j in recipe.judges}
+        self.verdict = next((j for j in recipe.judges if j.type == "self-verdict"), None)
         mon = recipe.monitor
         self.eval_set = held_out_set(self.task, seed, mon.eval_per_difficulty, mon.eval_max_difficulty)
         self.reports: list[RoundReport] = []
@@ -177,72 +209,101 @@ class Run:
                 break
             self._finish(store, board, self.improve(round_))
 
+    def seed_problems(self) -> list:
+        """The labelled seed problems (regenerated from the seed: a resumed run gets the same)."""
+        t = self.recipe.task
+        levels = tuple(range(t.seed_min_difficulty, t.seed_max_difficulty + 1))
+        rng = random.Random(f"{self.recipe.run.seed}-seed-data")
+        return [self.task.sample(rng, rng.choice(levels)) for _ in range(t.seed_examples)]
+
     def seed_round(self) -> RoundReport:
         """Round 0: supervised training on ground-truth labels of the easy difficulties."""
         t = self.recipe.task
         phases: dict[str, float] = {}
         start = time.perf_counter()
         levels = tuple(range(t.seed_min_difficulty, t.seed_max_difficulty + 1))
-        rng = random.Random(f"{self.recipe.run.seed}-seed-data")
-        problems = [self.task.sample(rng, rng.choice(levels)) for _ in range(t.seed_examples)]
-        seed_data = Dataset([Example(p.prompt, self.task.target(p)) for p in problems], levels)
+        seed_data = Dataset([Example(p.prompt, self.task.target(p)) for p in self.seed_problems()], levels)
         for mix in self.mixes:
             mix.add(seed_data)
         steps = self._learn(0, self.recipe.learner.seed_steps, phases)
-        accuracy = self._measure(0, phases)
+        steps += self._train_verdict(0, phases, offset=self.recipe.learner.seed_steps)
+        accuracy, figures = self._measure(0, phases)
         return RoundReport(0, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
-                           _tail_mean(steps), phases=phases, wall_s=time.perf_counter() - start,
+                           _tail_mean(steps), phases=phases, wall_s=time.perf_counter() - start, figures=figures,
                            step_losses=steps, training_data=seed_data)
 
     def improve(self, round_: int) -> RoundReport:
-        """One self-improvement round. Ground truth is touched only by ``_measure`` and the audit."""
+        """One self-improvement round. Ground truth is touched only by ``_measure``, the audit and the
+        judges a recipe names as using it (verifier, process reward)."""
         phases: dict[str, float] = {}
         start = time.perf_counter()
+        s, sel = self.recipe.sampler, self.recipe.selector
 
         problems = self.curriculum.propose(self.task, self.rng)
+        temperature, threshold, balance = self._temperature(), sel.threshold, None
+        if sel.type == "bstar":
+            tick = time.perf_counter()
+            balance = self._choose_balance(round_)
+            temperature, threshold = balance.temperature, balance.threshold
+            phases["balance"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        n_prompts = len(self.members) * sum(1 + len(self.task.equivalents(p)) for p in problems)
-        with self.reporter.phase(round_, "sample", n_prompts) as bar:
-            def sampled(n: int) -> None:
-                bar.advance(n)
-                faults.point("sample", round_)
-
-            attempts = sample_attempts(self.members, self.tokenizer, self.task, problems,
-                                       temperature=self._temperature(), top_k=self.recipe.sampler.top_k,
-                                       batch_size=self.recipe.sampler.batch_size, generator=self.generator,
-                                       on_batch=sampled)
+        attempts = self._sample(round_, problems, temperature, on_sample=True)
+        first_scores = None
+        if s.turns == 2:
+            first_scores = self._judge(attempts)
+            attempts = self._revise(round_, attempts, temperature)
         phases["sample"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        scores = {j.name: j.score(self.task, attempts) for j in self.judges}
-        selection = keep_if_all_judges_pass(attempts, scores)
+        scores = self._judge(attempts)
+        reward = rewards(scores, self.weights)
+        selection = self._select(attempts, scores, reward, threshold, first_scores)
         phases["judge"] = time.perf_counter() - tick
 
         per_level = Counter(p.difficulty for p in problems)
-        kept_level = Counter(problems[i].difficulty for i in selection.kept_problems)
+        kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
         keep_rate = {d: kept_level[d] / n for d, n in sorted(per_level.items())}
-        new_data = Dataset(selection.examples, tuple(sorted(kept_level)))
-        for mix in self.mixes:
-            mix.add(new_data)
-        steps = self._learn(round_, self.recipe.learner.steps_per_round, phases) if selection.examples else []
+        new_data = None
+        if self.recipe.learner.type == "sft":
+            own = selection.member_examples
+            for i, mix in enumerate(self.mixes):
+                mix.add(Dataset(own[i] if own is not None else selection.examples, tuple(sorted(kept_level))))
+            if own is None:
+                new_data = Dataset(selection.examples, tuple(sorted(kept_level)))
+            else:  # each member's own data, tagged with the member
+                new_data = Dataset([Example(e.prompt, e.answer, m) for m, mine in enumerate(own) for e in mine],
+                                   tuple(sorted(kept_level)))
+        trains = bool(selection.examples or selection.pairs or selection.groups)
+        steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
+        steps += self._train_verdict(round_, phases, offset=self.recipe.learner.steps_per_round)
         self.curriculum.update(keep_rate)
 
-        accuracy = self._measure(round_, phases)
-        precision = label_precision(self.task, [problems[i] for i in selection.kept_problems],
-                                    [e.answer for e in selection.examples])
-        s = self.recipe.sampler
-        sampler = f"{s.type} temperature={self._temperature()} top_k={s.top_k}"
-        records = [AttemptRecord(a.problem_id, a.problem.difficulty, self.recipe.task.name, a.problem.prompt, a.text,
-                                 a.member, sampler, a.equivalent_texts,
+        accuracy, figures = self._measure(round_, phases)
+        mon = self.recipe.monitor
+        figures |= sample_figures(self.task, attempts, scores, reward, selection, pass_k=mon.pass_k,
+                                  pass_s=mon.pass_s, balance_target=sel.balance_target)
+        alarms = collapse_alarm(figures, mon.collapse_diversity, mon.collapse_entropy)
+        figures["collapse_alarm"] = float(bool(alarms))
+        if balance is not None:
+            figures |= {"bstar_temperature": balance.temperature, "bstar_threshold": balance.threshold,
+                        "bstar_probe_balance": balance.balance}
+        label_problems = [problems[i] for i in selection.kept_problems]
+        precision = label_precision(self.task, label_problems, [e.answer for e in selection.examples]) \
+            if s.turns == 1 else float("nan")
+        sampler = f"{s.type} temperature={temperature:g} top_k={s.top_k}" + (f" samples={s.samples}" if s.samples > 1
+                                                                               else "")
+        records = [AttemptRecord(a.problem_id, a.problem.difficulty, self.recipe.task.name, a.problem.prompt,
+                                 a.transcript, a.member, sampler, a.equivalent_texts,
                                  [(name, ss[i].value, ss[i].passed, ss[i].reason) for name, ss in scores.items()],
-                                 selection.kept_attempts[i], self.recipe.selector.type, selection.reasons[i])
+                                 selection.kept_attempts[i], sel.type, selection.reasons[i])
                    for i, a in enumerate(attempts)]
         return RoundReport(round_, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
-                           _tail_mean(steps), made=len(attempts), kept=len(selection.examples),
+                           _tail_mean(steps), made=len(attempts), kept=len(selection.examples) or
+                           len(selection.pairs) or sum(selection.kept_attempts),
                            rejected_by=selection.rejected_by, kept_precision=precision, keep_rate=keep_rate,
-                           phases=phases, wall_s=time.perf_counter() - start, step_losses=steps,
-                           attempts=records, training_data=new_data)
+                           phases=phases, wall_s=time.perf_counter() - start, figures=figures, alarms=alarms,
+                           step_losses=steps, attempts=records, training_data=new_data)
 
     # ---- phases ----------------------------------------------------------------------------------
 
@@ -250,10 +311,74 @@ class Run:
         s = self.recipe.sampler
         return 0.0 if s.type == "greedy" else s.temperature
 
-    def _learn(self, round_: int, steps: int, phases: dict[str, float]) -> list[tuple[int, int, float]]:
+    def _sample(self, round_: int, problems: list, temperature: float, on_sample: bool = False) -> list[Attempt]:
+        s = self.recipe.sampler
+        with_equivalents = any(j.type == "consistency" for j in self.recipe.judges)
+        n = len(self.members) * s.samples * sum(1 + (len(self.task.equivalents(p)) if with_equivalents else 0)
+                                                for p in problems)
+        with self.reporter.phase(round_, "sample", n) as bar:
+            def sampled(k: int) -> None:
+                bar.advance(k)
+                if on_sample:
+                    faults.point("sample", round_)
+
+            return sample_attempts(self.members, self.tokenizer, self.task, problems, samples=s.samples,
+                                   equivalents=with_equivalents, temperature=temperature, top_k=s.top_k,
+                                   batch_size=s.batch_size, generator=self.generator, on_batch=sampled)
+
+    def _revise(self, round_: int, attempts: list[Attempt], temperature: float) -> list[Attempt]:
+        s = self.recipe.sampler
+        with self.reporter.phase(round_, "revise", len(attempts)) as bar:
+            return revise_attempts(self.members, self.tokenizer, self.task, attempts, temperature=temperature,
+                                   top_k=s.top_k, batch_size=s.batch_size, generator=self.generator,
+                                   on_batch=bar.advance)
+
+    def _judge(self, attempts: list[Attempt]) -> dict[str, list[Score]]:
+        return {j.name: j.score(self.task, attempts) for j in self.judges}
+
+    def _select(self, attempts: list[Attempt], scores: dict[str, list[Score]], reward: list[float],
+                threshold: float, first_scores: dict[str, list[Score]] | None) -> Selection:
+        sel = self.recipe.selector
+        kind = sel.type
+        if kind == "all-judges":
+            return keep_if_all_judges_pass(attempts, scores)
+        if kind == "own-agreeing":
+            return keep_own_agreeing(attempts, scores, len(self.members))
+        if kind in ("threshold", "bstar"):
+            return select_threshold(attempts, scores, reward, threshold, sel.max_per_query)
+        if kind == "top-k":
+            return select_top_k(attempts, scores, reward, sel.k, threshold)
+        if kind == "rebalance":
+            return select_rebalanced(attempts, scores, reward, threshold, sel.head_cap, sel.tail_rate, sel.tail_boost)
+        if kind == "pairs":
+            return build_pairs(attempts, scores, reward, sel.margin)
+        if kind == "groups":
+            return build_groups(attempts, scores, reward)
+        if kind == "revisions":
+            return select_revisions(attempts, scores, reward, rewards(first_scores, self.weights), threshold,
+                                    sel.fix_boost)
+        raise ValueError(f"unknown selector {kind!r}")
+
+    def _choose_balance(self, round_: int) -> BalanceChoice:
+        """B-STaR: sample a probe set at each temperature of the grid and pick (temperature,
+        threshold) with the best balance score. The probe draws its own problems."""
+        sel = self.recipe.selector
+        probe = self.curriculum.propose(self.task, self.rng)[: sel.probe_problems]
+
+        def sample_probe(t: float):
+            attempts = self._sample(round_, probe, t)
+            scores = self._judge(attempts)
+            correct = [s.passed for s in scores["verifier"]]
+            return attempts, rewards(scores, self.weights), correct
+
+        return choose(sample_probe, sel.temperatures, sel.thresholds, sel.balance_target)
+
+    def _learn(self, round_: int, steps: int, phases: dict[str, float],
+               selection: Selection | None = None) -> list[tuple[int, int, float]]:
         """Train every member; returns (member, step, loss) of every step."""
         tick = time.perf_counter()
         losses = []
+        lr = self.recipe.learner
         with self.reporter.phase(round_, "learn", steps * len(self.members)) as bar:
             def stepped(step: int, loss: float) -> None:
                 bar.advance()
@@ -262,21 +387,72 @@ class Run:
 
             for i, (model, opt, mix) in enumerate(zip(self.members, self.optimizers, self.mixes)):
                 rng = random.Random(f"{self.recipe.run.seed}-learn-{round_}-{i}")
-                step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps, self.sft, rng, on_step=stepped)
+                if lr.type == "dpo" and selection is not None:
+                    pairs = [p for p in selection.pairs if p.member == i]
+                    step_losses = dpo_steps(model, opt, self.tokenizer, pairs, steps, self.sft, lr.beta, rng,
+                                            on_step=stepped)
+                elif lr.type == "grpo" and selection is not None:
+                    groups = [g for g in selection.groups if g.member == i]
+                    step_losses = grpo_steps(model, opt, self.tokenizer, groups, steps, self.sft, self._temperature(),
+                                             lr.clip, lr.beta, rng, on_step=stepped)
+                else:
+                    step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps, self.sft, rng,
+                                            on_step=stepped)
                 losses += [(i, s, v) for s, v in enumerate(step_losses)]
         phases["learn"] = time.perf_counter() - tick
         return losses
 
-    def _measure(self, round_: int, phases: dict[str, float]) -> dict[int, float]:
+    def _train_verdict(self, round_: int, phases: dict[str, float], offset: int) -> list[tuple[int, int, float]]:
+        """Teach each member to judge its own attempts: it attempts labelled seed problems and learns
+        Y for the ones the checker accepts, N for the rest (the only ground truth the verdict sees)."""
+        v = self.verdict
+        if v is None or not v.train_steps:
+            return []
+        tick = time.perf_counter()
+        pool = self.seed_problems()
+        rng = random.Random(f"{self.recipe.run.seed}-verdict-{round_}")
+        problems = [rng.choice(pool) for _ in range(v.train_problems)]
+        s = self.recipe.sampler
+        temperature = s.temperature if s.type == "temperature" else 1.0  # a verdict must see wrong attempts too
+        attempts = sample_attempts(self.members, self.tokenizer, self.task, problems, samples=max(1, s.samples),
+                                   equivalents=False, temperature=temperature, top_k=s.top_k,
+                                   batch_size=s.batch_size, generator=self.generator)
+        losses = []
+        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
+            examples = verdict_examples(self.task, [a for a in attempts if a.member == i])
+            def draw(r: random.Random, n: int, ex: list[Example] = examples) -> list[Example]:
+                return [r.choice(ex) for _ in range(n)]
+
+            step_losses = sft_steps(model, opt, self.tokenizer, draw, v.train_steps, self.sft, rng)
+            losses += [(i, offset + k, x) for k, x in enumerate(step_losses)]
+        phases["verdict"] = time.perf_counter() - tick
+        return losses
+
+    def _measure(self, round_: int, phases: dict[str, float]) -> tuple[dict[int, float], dict[str, float]]:
+        """Greedy accuracy by difficulty on the held-out set, its mean (pass@1), and for two-turn
+        recipes the accuracy after revision and the transitions between the turns."""
         tick = time.perf_counter()
         mon = self.recipe.monitor
         top = min(mon.eval_max_difficulty, self.curriculum.frontier + mon.eval_ahead)
-        problems = {d: self.eval_set[d] for d in range(1, top + 1)}
-        with self.reporter.phase(round_, "evaluate", sum(len(p) for p in problems.values())) as bar:
+        problems = {d: ps for d, ps in self.eval_set.items() if d <= top}
+        flat = [p for ps in problems.values() for p in ps]
+        figures: dict[str, float] = {}
+        with self.reporter.phase(round_, "evaluate", len(flat) * self.recipe.sampler.turns) as bar:
             accuracy = accuracy_by_difficulty(self.members[0], self.tokenizer, self.task, problems,
                                               self.recipe.sampler.batch_size, on_batch=bar.advance)
+            if self.recipe.sampler.turns == 2:
+                model, batch = self.members[0], self.recipe.sampler.batch_size
+                first = answer(model, self.tokenizer, self.task, flat, batch_size=batch)
+                limits = [None if (n := self.task.answer_length(p)) is None else n + 2 for p in flat]
+                second = complete(model, self.tokenizer, [revision_prompt(p, t) for p, t in zip(flat, first)],
+                                  limits, batch_size=batch, on_batch=bar.advance)
+                ok1 = [self.task.check(p, t) for p, t in zip(flat, first)]
+                ok2 = [self.task.check(p, t) for p, t in zip(flat, second)]
+                figures["pass@1_turn2"] = sum(ok2) / len(ok2)
+                figures["delta_wrong_to_right"], figures["delta_right_to_wrong"] = correction_transitions(ok1, ok2)
+        figures["pass@1"] = sum(accuracy[d] * len(ps) for d, ps in problems.items()) / max(1, len(flat))
         phases["evaluate"] = time.perf_counter() - tick
-        return accuracy
+        return accuracy, figures
 
     # ---- persistence -----------------------------------------------------------------------------
 
@@ -296,8 +472,9 @@ class Run:
         restore_rng_states(state["rng"], self.rng, self.generator)
         self.curriculum.load_state_dict(state["curriculum"])
         for _, levels, examples in data:
-            for mix in self.mixes:
-                mix.add(Dataset([Example(p, a) for p, a in examples], levels))
+            for i, mix in enumerate(self.mixes):
+                mine = [Example(e[0], e[1]) for e in examples if len(e) == 2 or e[2] == i]
+                mix.add(Dataset(mine, levels))
         self.reports = history
 
     def _finish(self, store: RunStore, board, report: RoundReport) -> None:
@@ -309,10 +486,11 @@ class Run:
                     ("labels_made", None, report.made), ("labels_kept", None, report.kept),
                     ("kept_label_precision", None, report.kept_precision)]
         metrics += [(f"rejected_by_{name}", None, n) for name, n in report.rejected_by.items()]
+        metrics += [(name, None, v) for name, v in report.figures.items()]
         data = report.training_data
         store.commit_round(
             RoundRecord(report.round, report.wall_s, report.phases, metrics, report.step_losses, report.attempts,
-                        (data.difficulties, [(e.prompt, e.answer) for e in data.examples]) if data else None, files),
+                        (data.difficulties, [_stored(e) for e in data.examples]) if data else None, files),
             before_commit=lambda: faults.point("commit", report.round))
         if board is not None:
             board.round(report.round, metrics, report.phases)
@@ -320,6 +498,10 @@ class Run:
         report.attempts, report.step_losses, report.training_data = [], [], None
         self.reports.append(report)
         self.reporter.round_done(report)
+
+
+def _stored(e: Example) -> tuple:
+    return (e.prompt, e.answer) if e.member is None else (e.prompt, e.answer, e.member)
 
 
 def _tail_mean(steps: list[tuple[int, int, float]]) -> float:

@@ -21,6 +21,7 @@ class Score:
 
 class Judge(Protocol):
     name: str
+    uses_ground_truth: bool  # monitoring says so; recipes that must not use it are checked against it
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]: ...
 
@@ -29,6 +30,7 @@ class LengthJudge:
     """The answer has the length the prompt's format implies (the SIT paper's length filter)."""
 
     name = "length"
+    uses_ground_truth = False
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         scores = []
@@ -43,6 +45,7 @@ class ConsistencyJudge:
     """Equivalent phrasings of a problem (b+a for a+b) must get the same answer from the same model."""
 
     name = "consistency"
+    uses_ground_truth = False
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         scores = []
@@ -58,10 +61,12 @@ class ConsistencyJudge:
 
 
 class MajorityVoteJudge:
-    """Members vote per problem: an attempt passes when its answer is the most common one and at
-    least ``min_agreement`` of the members gave it (the SIT paper used 4 of 5 seeds)."""
+    """Every attempt at a problem votes (all members, all samples): an attempt passes when its answer
+    is the most common one and has at least ``min_agreement`` of the votes (the SIT paper used 4 of
+    5 seeds)."""
 
     name = "majority-vote"
+    uses_ground_truth = False
 
     def __init__(self, min_agreement: float = 0.5):
         self.min_agreement = min_agreement

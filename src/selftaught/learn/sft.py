@@ -20,6 +20,7 @@ IGNORE = -100
 class Example:
     prompt: str
     answer: str
+    member: int | None = None  # the one member this is for (multiagent); None = every member
 
 
 def collate(tokenizer: CharTokenizer, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,17 +12,21 @@ from selftaught.tasks.tokenizer import CharTokenizer
 
 
 def reach(accuracy: dict[int, float], threshold: float = 0.95) -> int:
-    """Largest d such that every difficulty 1..d was evaluated and reaches ``threshold``."""
-    d = 0
+    """Largest d such that every difficulty from the easiest evaluated one (1 for most tasks) to d
+    reaches ``threshold``; 0 when the easiest does not."""
+    low = min(accuracy, default=1)
+    d = low - 1
     while accuracy.get(d + 1, 0.0) >= threshold:
         d += 1
-    return d
+    return d if d >= low else 0
 
 
 def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int) -> dict[int, list[Problem]]:
-    """A fixed evaluation set, drawn from its own generator so that it never moves with training."""
+    """A fixed evaluation set, drawn from its own generator so that it never moves with training.
+    It starts at the task's easiest difficulty (``min_difficulty``, 1 unless the task says)."""
     rng = random.Random(f"eval-{seed}")
-    return {d: [task.sample(rng, d) for _ in range(per_difficulty)] for d in range(1, max_difficulty + 1)}
+    low = getattr(task, "min_difficulty", 1)
+    return {d: [task.sample(rng, d) for _ in range(per_difficulty)] for d in range(low, max_difficulty + 1)}
 
 
 def accuracy_by_difficulty(

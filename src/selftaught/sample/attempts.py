@@ -10,7 +10,7 @@ import torch
 from selftaught.models.generate import generate
 from selftaught.models.transformer import Transformer
 from selftaught.tasks.base import Problem, Task
-from selftaught.tasks.tokenizer import CharTokenizer
+from selftaught.tasks.tokenizer import REVISE, CharTokenizer
 
 
 @dataclass
@@ -20,6 +20,42 @@ class Attempt:
     member: int  # which member model made it
     text: str
     equivalent_texts: list[str] = field(default_factory=list)  # its answers to task.equivalents(problem)
+    sample: int = 0  # which of the member's samples of this problem
+    first: str | None = None  # two-turn sampling: the first attempt, which ``text`` revises
+
+    @property
+    def transcript(self) -> str:
+        """Everything the model wrote for this attempt."""
+        return self.text if self.first is None else f"{self.first}{REVISE}{self.text}"
+
+
+def complete(
+    model: Transformer,
+    tokenizer: CharTokenizer,
+    prompts: Sequence[str],
+    limits: Sequence[int | None],
+    *,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Continuations of ``prompts`` in their order, each at most its limit (None = up to the model's
+    length). Prompts are batched by length so that little padding is decoded."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[str] = [""] * len(prompts)
+    cap = model.cfg.max_len
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        encoded = [tokenizer.encode(prompts[i]) for i in idx]
+        room = [min(cap - len(p), cap if limits[i] is None else limits[i]) for i, p in zip(idx, encoded)]
+        texts = generate(model, encoded, room, temperature=temperature, top_k=top_k or None, generator=generator)
+        for i, t in zip(idx, texts):
+            out[i] = tokenizer.decode(t)
+        if on_batch is not None:
+            on_batch(len(idx))
+    return out
 
 
 def answer(
@@ -34,24 +70,11 @@ def answer(
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Decoded answers in the order of ``problems``. Prompts are batched by length so that little
-    padding is decoded; the token limit comes from the task's expected length where it has one."""
-    order = sorted(range(len(problems)), key=lambda i: len(problems[i].prompt))
-    out: list[str] = [""] * len(problems)
-    cap = model.cfg.max_len
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        prompts = [tokenizer.encode(problems[i].prompt) for i in idx]
-        limits = []
-        for i, p in zip(idx, prompts):
-            n = task.answer_length(problems[i])
-            limits.append(min(cap - len(p), (n + 2) if n is not None else cap - len(p)))
-        texts = generate(model, prompts, limits, temperature=temperature, top_k=top_k or None, generator=generator)
-        for i, t in zip(idx, texts):
-            out[i] = tokenizer.decode(t)
-        if on_batch is not None:
-            on_batch(len(idx))
-    return out
+    """Decoded answers in the order of ``problems``; the token limit comes from the task's expected
+    length where it has one (two tokens of slack, so that a wrong length shows)."""
+    limits = [None if (n := task.answer_length(p)) is None else n + 2 for p in problems]
+    return complete(model, tokenizer, [p.prompt for p in problems], limits, temperature=temperature, top_k=top_k,
+                    batch_size=batch_size, generator=generator, on_batch=on_batch)
 
 
 def sample_attempts(
@@ -60,22 +83,57 @@ def sample_attempts(
     task: Task,
     problems: Sequence[Problem],
     *,
+    samples: int = 1,
+    equivalents: bool = True,
     temperature: float = 0.0,
     top_k: int = 0,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[Attempt]:
-    """One attempt per (problem, member), with the member's answers to the problem's equivalents."""
-    equivalents = [task.equivalents(p) for p in problems]
-    flat = list(problems) + [e for eqs in equivalents for e in eqs]
+    """``samples`` attempts per (problem, member), ordered by member, problem, sample; with
+    ``equivalents``, each attempt also answers the problem's other phrasings."""
+    eqs = [task.equivalents(p) if equivalents else [] for p in problems]
+    repeated = [p for p in problems for _ in range(samples)]
+    flat = repeated + [e for p, es in zip(problems, eqs) for _ in range(samples) for e in es]
     attempts = []
     for m, model in enumerate(members):
         texts = answer(model, tokenizer, task, flat, temperature=temperature, top_k=top_k,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
-        cursor = len(problems)
+        cursor = len(repeated)
         for i, p in enumerate(problems):
-            n = len(equivalents[i])
-            attempts.append(Attempt(i, p, m, texts[i], texts[cursor:cursor + n]))
-            cursor += n
+            for s in range(samples):
+                n = len(eqs[i])
+                attempts.append(Attempt(i, p, m, texts[i * samples + s], texts[cursor:cursor + n], sample=s))
+                cursor += n
     return attempts
+
+
+def revise_attempts(
+    members: Sequence[Transformer],
+    tokenizer: CharTokenizer,
+    task: Task,
+    attempts: Sequence[Attempt],
+    *,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    batch_size: int = 512,
+    generator: torch.Generator | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Attempt]:
+    """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``."""
+    revised: list[Attempt | None] = [None] * len(attempts)
+    for m, model in enumerate(members):
+        mine = [i for i, a in enumerate(attempts) if a.member == m]
+        prompts = [revision_prompt(attempts[i].problem, attempts[i].text) for i in mine]
+        limits = [None if (n := task.answer_length(attempts[i].problem)) is None else n + 2 for i in mine]
+        texts = complete(model, tokenizer, prompts, limits, temperature=temperature, top_k=top_k,
+                         batch_size=batch_size, generator=generator, on_batch=on_batch)
+        for i, t in zip(mine, texts):
+            a = attempts[i]
+            revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=a.text)
+    return revised
+
+
+def revision_prompt(problem: Problem, first: str) -> str:
+    return f"{problem.prompt}{first}{REVISE}"

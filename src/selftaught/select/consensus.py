@@ -1,4 +1,5 @@
-"""Selectors decide what the learner sees."""
+"""Selectors decide what the learner sees. ``Selection`` is what every selector returns: examples
+for SFT, pairs for DPO or groups for GRPO, and per attempt whether it was used and why."""
 
 from __future__ import annotations
 
@@ -12,18 +13,42 @@ from selftaught.sample.attempts import Attempt
 
 
 @dataclass
+class Pair:
+    prompt: str
+    chosen: str
+    rejected: str
+    member: int = 0  # the member whose samples these are, and who learns from them
+
+
+@dataclass
+class Group:
+    """The samples of one prompt with their rewards (a GRPO group)."""
+
+    prompt: str
+    completions: list[str]
+    rewards: list[float]
+    member: int = 0
+
+
+@dataclass
 class Selection:
-    examples: list[Example]  # one self-label per kept problem
+    examples: list[Example]  # SFT data (shared by every member unless member_examples is set)
     kept_problems: list[int]  # problem ids, parallel to examples
-    kept_attempts: list[bool]  # per attempt: passed every judge
+    kept_attempts: list[bool]  # per attempt: used for training
     reasons: list[str]  # per attempt: why it was kept or not
     rejected_by: dict[str, int] = field(default_factory=dict)  # attempts each judge rejected
+    pairs: list[Pair] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    member_examples: list[list[Example]] | None = None  # each member's own data (multiagent)
+
+
+def rejected_counts(scores: dict[str, list[Score]]) -> dict[str, int]:
+    return {name: sum(not s.passed for s in ss) for name, ss in scores.items()}
 
 
 def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[Score]]) -> Selection:
     """An attempt is kept when every judge passes it; a problem gets the answer most of its kept
     attempts give. Rejections are counted per judge (an attempt may be rejected by several)."""
-    rejected_by = {name: sum(not s.passed for s in ss) for name, ss in scores.items()}
     kept = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
     answers: dict[int, Counter] = defaultdict(Counter)
     first: dict[int, Attempt] = {}
@@ -44,4 +69,22 @@ def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[
                            f"{sum(answers[a.problem_id].values())} kept attempts agree)")
         else:
             reasons.append("passed every judge, but another kept answer became the problem's label")
-    return Selection(examples, ids, kept, reasons, rejected_by)
+    return Selection(examples, ids, kept, reasons, rejected_counts(scores))
+
+
+def keep_own_agreeing(attempts: Sequence[Attempt], scores: dict[str, list[Score]], members: int) -> Selection:
+    """Multiagent fine-tuning: every member trains on its *own* attempts that pass every judge
+    (e.g. agree with the vote across members), so the members stay specialised and diverse."""
+    kept = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
+    own: list[list[Example]] = [[] for _ in range(members)]
+    seen: set[tuple[int, int, str]] = set()
+    for a, k in zip(attempts, kept):
+        if k and (a.member, a.problem_id, a.text) not in seen:
+            seen.add((a.member, a.problem_id, a.text))
+            own[a.member].append(Example(a.problem.prompt, a.text))
+    reasons = ["passed every judge; kept for its own member" if k else
+               "rejected by " + ", ".join(n for n, ss in scores.items() if not ss[i].passed)
+               for i, k in enumerate(kept)]
+    ids = sorted({a.problem_id for a, k in zip(attempts, kept) if k})
+    examples = [e for mine in own for e in mine]
+    return Selection(examples, ids, kept, reasons, rejected_counts(scores), member_examples=own)

@@ -6,10 +6,13 @@ import importlib
 
 from selftaught.tasks.arithmetic import ReversedAddition
 from selftaught.tasks.base import Problem, Task
+from selftaught.tasks.countdown import Countdown
+from selftaught.tasks.modular import ModularChain
 from selftaught.tasks.strings import StringCopy, StringReverse
 from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer
 
-BUILTIN_TASKS = {cls().name: cls for cls in (ReversedAddition, StringCopy, StringReverse)}
+BUILTIN_TASKS = {cls().name: cls for cls in (ReversedAddition, StringCopy, StringReverse, Countdown,
+                                              ModularChain)}
 
 
 class TaskImportError(ValueError):
@@ -40,5 +43,5 @@ def load_task(name: str) -> Task:
     return task
 
 
-__all__ = ["EOS", "PAD", "CharTokenizer", "Problem", "ReversedAddition", "StringCopy", "StringReverse",
-           "Task", "TaskImportError", "load_task"]
+__all__ = ["EOS", "PAD", "CharTokenizer", "Countdown", "ModularChain", "Problem", "ReversedAddition", "StringCopy",
+           "StringReverse", "Task", "TaskImportError", "load_task"]

@@ -5,6 +5,11 @@ from __future__ import annotations
 PAD, EOS = 0, 1
 _SPECIALS = 2
 
+# Characters of the formats the loop itself adds around a task's answers: ``prompt answer ?`` asks
+# the model for its verdict (YES / NO), ``prompt answer | revision`` asks it to revise.
+VERDICT, YES, NO, REVISE = "?", "Y", "N", "|"
+CONTROL = VERDICT + YES + NO + REVISE
+
 
 class CharTokenizer:
     def __init__(self, alphabet: str):
@@ -33,3 +38,14 @@ class CharTokenizer:
             if i >= _SPECIALS:
                 out.append(self.alphabet[i - _SPECIALS])
         return "".join(out)
+
+
+def tokenizer_for(alphabet: str, control: bool) -> CharTokenizer:
+    """The task's tokenizer, with the loop's control characters when the recipe uses verdicts or
+    revisions (kept out otherwise, so that models of plain recipes keep their vocabulary)."""
+    if not control:
+        return CharTokenizer(alphabet)
+    clash = set(alphabet) & set(CONTROL)
+    if clash:
+        raise ValueError(f"the task's alphabet uses {''.join(sorted(clash))!r}, which verdicts and revisions need")
+    return CharTokenizer(alphabet + CONTROL)

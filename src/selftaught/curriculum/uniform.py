@@ -1,0 +1,35 @@
+"""Fresh problems each round from a fixed range of difficulties: the setting of STaR, B-STaR,
+Self-Rewarding and GRPO, where the model gets better at the same kind of problem."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from selftaught.tasks.base import Problem, Task
+
+
+@dataclass
+class Uniform:
+    low: int
+    high: int
+    problems_per_round: int = 1000
+
+    @property
+    def frontier(self) -> int:
+        return self.high
+
+    def difficulties(self) -> list[int]:
+        return list(range(self.low, self.high + 1))
+
+    def propose(self, task: Task, rng: random.Random) -> list[Problem]:
+        return [task.sample(rng, rng.randint(self.low, self.high)) for _ in range(self.problems_per_round)]
+
+    def update(self, keep_rate: dict[int, float]) -> None:
+        pass  # the range is fixed
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,69 @@
+"""Direct preference optimisation against a frozen reference (Rafailov et al. 2023), the learner
+of Self-Rewarding's iterative DPO: the reference is the model as the round began."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from selftaught.learn.logprobs import token_logps
+from selftaught.learn.sft import SFTSettings, wsd_lr
+from selftaught.models.transformer import Transformer
+from selftaught.select.consensus import Pair
+from selftaught.tasks.tokenizer import CharTokenizer
+
+
+def dpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
+             beta: float) -> torch.Tensor:
+    """Mean over pairs of -log σ(β · ((log π(y+) - log π_ref(y+)) - (log π(y-) - log π_ref(y-))))
+    from sequence log-probabilities."""
+    margin = (chosen - ref_chosen) - (rejected - ref_rejected)
+    return -F.logsigmoid(beta * margin).mean()
+
+
+def sequence_logps(model: Transformer, tokenizer: CharTokenizer, prompts: Sequence[str],
+                   completions: Sequence[str]) -> torch.Tensor:
+    logps, _ = token_logps(model, tokenizer, prompts, completions)
+    return logps.sum(-1)
+
+
+def dpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, pairs: Sequence[Pair],
+              steps: int, settings: SFTSettings, beta: float, rng: random.Random,
+              on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """``steps`` optimizer steps on batches of pairs drawn with replacement; returns each loss."""
+    if not pairs:
+        return []
+    reference = copy.deepcopy(model).eval()
+    with torch.no_grad():  # the reference never changes within the round: score every pair once
+        ref_c = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.chosen for p in pairs])
+        ref_r = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.rejected for p in pairs])
+    model.train()
+    losses = []
+    for step in range(steps):
+        lr = wsd_lr(step, steps, settings.lr, min(settings.warmup_steps, max(1, steps // 10)), settings.decay_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = [rng.randrange(len(pairs)) for _ in range(min(settings.batch_size, 2 * len(pairs)))]
+        batch = [pairs[i] for i in idx]
+        prompts = [p.prompt for p in batch]
+        # chosen and rejected in one forward pass
+        both = sequence_logps(model, tokenizer, prompts + prompts, [p.chosen for p in batch] +
+                              [p.rejected for p in batch])
+        loss = dpo_loss(both[: len(batch)], both[len(batch):], ref_c[idx], ref_r[idx], beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"DPO loss became {value} at step {step}")
+        losses.append(value)
+        if on_step is not None:
+            on_step(step, value)
+    model.eval()
+    return losses

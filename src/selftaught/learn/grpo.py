@@ -1,0 +1,89 @@
+"""Group relative policy optimisation (DeepSeekMath): rewards normalised within each prompt's group
+of samples, a clipped importance ratio against the policy that drew the samples, and an optional
+KL penalty to a reference (here the model as the round began, which also drew the samples)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Sequence
+
+import torch
+
+from selftaught.learn.logprobs import token_logps
+from selftaught.learn.sft import SFTSettings, wsd_lr
+from selftaught.models.transformer import Transformer
+from selftaught.select.consensus import Group
+from selftaught.tasks.tokenizer import CharTokenizer
+
+
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """[groups, samples] rewards -> (r - group mean) / (group std + eps), std with Bessel's correction."""
+    return (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + eps)
+
+
+def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None, advantages: torch.Tensor,
+              mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2, beta: float = 0.0) -> torch.Tensor:
+    """Per token: -min(ρ·A, clip(ρ, 1-clip_low, 1+clip_high)·A) + β·KL, with ρ = π/π_old and the
+    k3 estimator KL = exp(ref - log π) - (ref - log π) - 1; averaged over each sequence's tokens,
+    then over sequences. ``logps``, ``old_logps``, ``ref_logps``, ``mask``: [batch, tokens];
+    ``advantages``: [batch]."""
+    ratio = torch.exp(logps - old_logps)
+    adv = advantages[:, None]
+    per_token = -torch.min(ratio * adv, ratio.clamp(1 - clip_low, 1 + clip_high) * adv)
+    if beta:
+        delta = ref_logps - logps
+        per_token = per_token + beta * (torch.exp(delta) - delta - 1)
+    mask = mask.to(per_token.dtype)
+    return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+
+
+def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, groups: Sequence[Group],
+               steps: int, settings: SFTSettings, temperature: float, clip: float, beta: float, rng: random.Random,
+               on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """``steps`` optimizer steps, each on whole groups drawn from this round's samples."""
+    if not groups:
+        return []
+    prompts = [g.prompt for g in groups for _ in g.completions]
+    completions = [c for g in groups for c in g.completions]
+    advantages = torch.cat([group_advantages(torch.tensor([g.rewards], dtype=torch.float32))[0] for g in groups])
+    start = [0]
+    for g in groups:
+        start.append(start[-1] + len(g.completions))
+    with torch.no_grad():  # the sampling policy; it is also the KL reference
+        reference = copy.deepcopy(model).eval()
+        old, _ = token_logps(reference, tokenizer, prompts, completions, temperature)
+    model.train()
+    per_step = max(1, settings.batch_size // max(1, len(groups[0].completions)))
+    losses = []
+    for step in range(steps):
+        lr = wsd_lr(step, steps, settings.lr, min(settings.warmup_steps, max(1, steps // 10)), settings.decay_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        chosen = [rng.randrange(len(groups)) for _ in range(min(per_step, len(groups)))]
+        idx = [i for g in chosen for i in range(start[g], start[g + 1])]
+        logps, mask = token_logps(model, tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx],
+                                  temperature)
+        width = logps.shape[1]
+        old_b = _fit(old[idx], width)
+        loss = grpo_loss(logps, old_b, old_b if beta else None, advantages[idx], mask, clip, clip, beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"GRPO loss became {value} at step {step}")
+        losses.append(value)
+        if on_step is not None:
+            on_step(step, value)
+    model.eval()
+    return losses
+
+
+def _fit(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Crop or zero-pad the token axis: a sub-batch is padded only to its own longest sequence."""
+    if x.shape[1] >= width:
+        return x[:, :width]
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]))
