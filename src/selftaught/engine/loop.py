@@ -35,7 +35,7 @@ from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
 from selftaught.recipe import Recipe, RecipeError, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
-from selftaught.sample.attempts import Attempt, answer, complete, revise_attempts, revision_prompt
+from selftaught.sample.attempts import Attempt, answer, revise_attempts
 from selftaught.select import (
     Selection,
     build_groups,
@@ -443,11 +443,11 @@ class Run:
             if self.recipe.sampler.turns == 2:
                 model, batch = self.members[0], self.recipe.sampler.batch_size
                 first = answer(model, self.tokenizer, self.task, flat, batch_size=batch)
-                limits = [None if (n := self.task.answer_length(p)) is None else n + 2 for p in flat]
-                second = complete(model, self.tokenizer, [revision_prompt(p, t) for p, t in zip(flat, first)],
-                                  limits, batch_size=batch, on_batch=bar.advance)
+                revised = revise_attempts([model], self.tokenizer, self.task,
+                                          [Attempt(i, p, 0, t) for i, (p, t) in enumerate(zip(flat, first))],
+                                          batch_size=batch, on_batch=bar.advance)
                 ok1 = [self.task.check(p, t) for p, t in zip(flat, first)]
-                ok2 = [self.task.check(p, t) for p, t in zip(flat, second)]
+                ok2 = [self.task.check(a.problem, a.text) for a in revised]
                 figures["pass@1_turn2"] = sum(ok2) / len(ok2)
                 figures["delta_wrong_to_right"], figures["delta_right_to_wrong"] = correction_transitions(ok1, ok2)
         figures["pass@1"] = sum(accuracy[d] * len(ps) for d, ps in problems.items()) / max(1, len(flat))

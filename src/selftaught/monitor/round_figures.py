@@ -40,6 +40,12 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
         out[f"exploitation_reward@{k}-{pass_s}"] = m.reward_at_k_s(
             [[(reward[i], correct[i]) for i in q] for q in queries], pass_s)
         out["best_of_k"] = m.reward_at_k_s([[(reward[i], correct[i]) for i in q] for q in queries], 1)
+    members = {a.member for a in attempts}
+    if len(members) > 1:  # multiagent: do the models still answer differently?
+        per_problem: dict[int, list[str]] = {}
+        for a in attempts:
+            per_problem.setdefault(a.problem_id, []).append(a.text)
+        out["cross_member_distinct"] = mean([m.distinct_share(t) for t in per_problem.values()])
     out["unsolved_fraction"] = sum(d == 0 for d in distinct_correct) / len(queries)
 
     kept_correct = [c for c, kept in zip(correct, selection.kept_attempts) if kept]

@@ -49,7 +49,7 @@ def complete(
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         encoded = [tokenizer.encode(prompts[i]) for i in idx]
-        room = [min(cap - len(p), cap if limits[i] is None else limits[i]) for i, p in zip(idx, encoded)]
+        room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
         texts = generate(model, encoded, room, temperature=temperature, top_k=top_k or None, generator=generator)
         for i, t in zip(idx, texts):
             out[i] = tokenizer.decode(t)
@@ -124,14 +124,17 @@ def revise_attempts(
     """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``."""
     revised: list[Attempt | None] = [None] * len(attempts)
     for m, model in enumerate(members):
+        cap = model.cfg.max_len
         mine = [i for i, a in enumerate(attempts) if a.member == m]
-        prompts = [revision_prompt(attempts[i].problem, attempts[i].text) for i in mine]
+        # a first attempt that ran long is cut, so that prompt, attempt and revision fit the model
+        firsts = [attempts[i].text[: max(0, (cap - len(attempts[i].problem.prompt)) // 2 - 1)] for i in mine]
+        prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
         limits = [None if (n := task.answer_length(attempts[i].problem)) is None else n + 2 for i in mine]
         texts = complete(model, tokenizer, prompts, limits, temperature=temperature, top_k=top_k,
                          batch_size=batch_size, generator=generator, on_batch=on_batch)
-        for i, t in zip(mine, texts):
+        for i, f, t in zip(mine, firsts, texts):
             a = attempts[i]
-            revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=a.text)
+            revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=f)
     return revised
 
 

@@ -1,0 +1,138 @@
+"""The seed recipes against their own round 0, one paper-style table per recipe.
+
+Runs each recipe (all by default) on this machine and prints, per round, held-out pass@1 (greedy
+exact match), the round's sampling figures and the figures its paper cares about, then each
+recipe's bar: MET or MISSED with the numbers.
+
+    python bench/recipes.py [RECIPE ...] [--set key=value ...] [--out DIR]
+
+Bars (issue 4): star and grpo raise pass@1 by >= 15 points; bstar ends >= star and keeps diversity
+higher; self-rewarding raises pass@1 without ground truth and its verdict AUROC rises across
+rounds; self-correct has delta(wrong->right) > delta(right->wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from selftaught.builtin_recipes import resolve
+from selftaught.engine import Run, SilentReporter
+from selftaught.recipe import load_recipe
+
+RECIPES = ["star", "bstar", "self-rewarding", "self-correct", "grpo", "multiagent"]
+COMMON = ["pass@1", "sample_accuracy", "pass@k", "distinct_answers", "kept_precision"]
+EXTRA = {
+    "bstar": ["bstar_temperature", "bstar_threshold", "balance", "exploration", "exploitation"],
+    "star": ["balance", "exploration", "exploitation"],
+    "self-rewarding": ["judge_auroc/self-verdict", "verdict_ece", "gv_gap/self-verdict"],
+    "self-correct": ["pass@1_turn2", "delta_wrong_to_right", "delta_right_to_wrong"],
+    "multiagent": ["cross_member_distinct"],
+}
+
+
+def figure(report, name: str) -> float:
+    """A round's figure; 'pass@k', 'exploration' and 'exploitation' stand for whichever k or S."""
+    f = report.figures
+    if name in f:
+        return f[name]
+    for key, v in f.items():
+        if name == "pass@k" and key.startswith("pass@") and key.endswith("_samples") and not key.startswith("pass@1_"):
+            return v
+        if name in ("exploration", "exploitation") and key.startswith(name + "_"):
+            return v
+    return float("nan")
+
+
+class Table(SilentReporter):
+    def __init__(self, name: str):
+        self.name, self.start, self.columns = name, time.perf_counter(), COMMON + EXTRA.get(name, [])
+        print(f"\n## {name}\n")
+        print("| round | wall s | kept | " + " | ".join(self.columns) + " |")
+        print("|---" * (3 + len(self.columns)) + "|")
+
+    def round_done(self, r) -> None:
+        cells = " | ".join(_fmt(figure(r, c)) for c in self.columns)
+        print(f"| {r.round} | {time.perf_counter() - self.start:.0f} | {r.kept} | {cells} |", flush=True)
+        for alarm in r.alarms:
+            print(f"  collapse alarm: {alarm}")
+
+
+def _fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.3f}"
+
+
+def run(name: str, overrides: list[str], out: Path) -> list:
+    recipe = load_recipe(resolve(name), overrides)
+    return Run(recipe, out / name, Table(name)).execute()
+
+
+def series(reports, name: str) -> list[float]:
+    return [figure(r, name) for r in reports]
+
+
+def verdicts(results: dict[str, list]) -> list[tuple[str, bool, str]]:
+    out = []
+
+    def rise(name: str, points: float) -> None:
+        p = series(results[name], "pass@1")
+        out.append((f"{name}: pass@1 +{points * 100:.0f} points over round 0", p[-1] - p[0] >= points,
+                    f"{p[0]:.3f} -> {p[-1]:.3f} ({(p[-1] - p[0]) * 100:+.1f} points)"))
+
+    for name in ("star", "grpo"):
+        if name in results:
+            rise(name, 0.15)
+    if "bstar" in results and "star" in results:
+        b, s = series(results["bstar"], "pass@1"), series(results["star"], "pass@1")
+        out.append(("bstar: final pass@1 >= star's", b[-1] >= s[-1], f"bstar {b[-1]:.3f}, star {s[-1]:.3f}"))
+        bd = [x for x in series(results["bstar"], "distinct_answers") if x == x]
+        sd = [x for x in series(results["star"], "distinct_answers") if x == x]
+        mb, ms = sum(bd) / len(bd), sum(sd) / len(sd)
+        out.append(("bstar: diversity above star's (mean distinct answers per query)", mb > ms,
+                    f"bstar {mb:.3f}, star {ms:.3f}"))
+    if "self-rewarding" in results:
+        r = results["self-rewarding"]
+        p = series(r, "pass@1")
+        out.append(("self-rewarding: pass@1 rises without ground truth", p[-1] > p[0], f"{p[0]:.3f} -> {p[-1]:.3f}"))
+        a = [x for x in series(r, "judge_auroc/self-verdict") if x == x]
+        out.append(("self-rewarding: verdict AUROC rises across rounds", len(a) > 1 and a[-1] > a[0],
+                    " -> ".join(f"{x:.3f}" for x in a)))
+    if "self-correct" in results:
+        last = results["self-correct"][-1]
+        fix, brk = figure(last, "delta_wrong_to_right"), figure(last, "delta_right_to_wrong")
+        out.append(("self-correct: delta(wrong->right) > delta(right->wrong)", fix > brk,
+                    f"{fix:.3f} vs {brk:.3f} (held-out, final round)"))
+    if "multiagent" in results:
+        p = series(results["multiagent"], "pass@1")
+        out.append(("multiagent: pass@1 rises without ground truth", p[-1] > p[0], f"{p[0]:.3f} -> {p[-1]:.3f}"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("recipes", nargs="*", default=RECIPES)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-recipes-"))
+    results, wall = {}, {}
+    for name in args.recipes:
+        tick = time.perf_counter()
+        results[name] = run(name, args.overrides, out)
+        wall[name] = time.perf_counter() - tick
+        print(f"\n{name}: {wall[name] / 60:.1f} min (bar: within 10 min)")
+    print("\n## Bars\n")
+    for what, ok, numbers in verdicts(results):
+        print(f"- {'MET   ' if ok else 'MISSED'} {what}: {numbers}")
+    for name, s in wall.items():
+        print(f"- {'MET   ' if s <= 600 else 'MISSED'} {name} within 10 minutes: {s / 60:.1f} min")
+    print(f"\nruns in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Judges and selectors on small hand-made cases with known answers."""
+
+import random
+
+import pytest
+import torch
+
+from selftaught.judge import Score, VerifierJudge
+from selftaught.judge.process_reward import ProcessRewardJudge, step_prefixes
+from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples
+from selftaught.models import Transformer, TransformerConfig
+from selftaught.sample.attempts import Attempt
+from selftaught.select import (
+    build_groups,
+    build_pairs,
+    keep_own_agreeing,
+    rewards,
+    select_rebalanced,
+    select_threshold,
+    select_top_k,
+)
+from selftaught.select.balance import balance_at, choose
+from selftaught.select.revision import select_revisions
+from selftaught.tasks import Countdown, ModularChain, Problem
+from selftaught.tasks.tokenizer import tokenizer_for
+
+TASK = ModularChain()
+P0 = Problem("3+4*2=", 2, (3, (("+", 4), ("*", 2))))  # 7;4
+P1 = Problem("5-7=", 1, (5, (("-", 7),)))  # 8
+
+
+def attempts(texts_by_problem: dict, member: int = 0) -> list[Attempt]:
+    out = []
+    for pid, (problem, texts) in enumerate(texts_by_problem):
+        out += [Attempt(pid, problem, member, t, sample=s) for s, t in enumerate(texts)]
+    return out
+
+
+def verify(atts):
+    return {"verifier": VerifierJudge().score(TASK, atts)}
+
+
+def test_tasks_write_checkable_steps():
+    assert TASK.target(P0) == "7;4" and TASK.check(P0, "7;4") and not TASK.check(P0, "7;5")
+    cd = Countdown()
+    p = Problem("3,5,7:22=", 3, ((3, 5, 7), 22, "3*5=15;15+7=22"))
+    assert cd.check(p, "3*5=15;15+7=22") and cd.check(p, "5*3=15;7+15=22")
+    assert not cd.check(p, "3*5=15;15+7=23")  # wrong arithmetic
+    assert not cd.check(p, "3*3=9;9+13=22")  # uses a 3 twice and a 13 it does not have
+    assert not cd.check(p, "")
+    rng = random.Random(0)
+    for d in (2, 3, 4):
+        for _ in range(50):
+            q = cd.sample(rng, d)
+            assert cd.check(q, cd.target(q)) and len(q.data[0]) == d
+    assert step_prefixes("7;4;1", ";") == ["7;", "7;4;"]
+
+
+def test_verifier_and_threshold_selection():
+    atts = attempts([(P0, ["7;4", "7;4", "7;5", "1;2"]), (P1, ["3", "8"])])
+    scores = verify(atts)
+    assert [s.value for s in scores["verifier"]] == [1, 1, 0, 0, 0, 1]
+    sel = select_threshold(atts, scores, rewards(scores, {"verifier": 1.0}), 1.0)
+    assert sel.kept_attempts == [True, False, False, False, False, True]  # the duplicate "7;4" is dropped
+    assert [(e.prompt, e.answer) for e in sel.examples] == [(P0.prompt, "7;4"), (P1.prompt, "8")]
+    assert "already kept" in sel.reasons[1] and "< threshold" in sel.reasons[2]
+
+
+def test_top_k_and_rebalance():
+    texts = ["a", "b", "c", "d"]
+    atts = attempts([(P0, texts), (P1, texts)])
+    value = {"judge": [Score("judge", v, True, "") for v in (0.9, 0.8, 0.7, 0.1, 0.2, 0.1, 0.6, 0.3)]}
+    reward = rewards(value, {"judge": 2.0})
+    assert reward == pytest.approx([1.8, 1.6, 1.4, 0.2, 0.4, 0.2, 1.2, 0.6])
+    top = select_top_k(atts, value, reward, 2, 0.5)
+    assert top.kept_attempts == [True, True, False, False, False, False, True, True]
+    # P0 passes 3/4 (head: capped at 1); P1 passes 1/4 (tail: its one answer repeated 3 times)
+    reb = select_rebalanced(atts, value, reward, 1.0, head_cap=1, tail_rate=0.25, tail_boost=3)
+    assert [e.answer for e in reb.examples] == ["a", "c", "c", "c"]
+    assert "tail query" in reb.reasons[6]
+
+
+def test_pairs_and_groups():
+    atts = attempts([(P0, ["7;4", "7;5", "7;4"]), (P1, ["8", "8"])])
+    scores = verify(atts)
+    reward = rewards(scores, {"verifier": 1.0})
+    sel = build_pairs(atts, scores, reward, margin=0.5)
+    assert [(p.prompt, p.chosen, p.rejected) for p in sel.pairs] == [(P0.prompt, "7;4", "7;5")]
+    assert "no pair" in sel.reasons[3]  # P1: both right, no gap
+    groups = build_groups(atts, scores, reward)
+    assert len(groups.groups) == 1 and groups.groups[0].rewards == [1.0, 0.0, 1.0]
+
+
+def test_own_agreeing_keeps_each_members_data_apart():
+    a0 = attempts([(P0, ["7;4"]), (P1, ["8"])], member=0)
+    a1 = attempts([(P0, ["7;4"]), (P1, ["3"])], member=1)
+    atts = a0 + a1
+    scores = {"vote": [Score("vote", 1, ok, "") for ok in (True, True, True, False)]}
+    sel = keep_own_agreeing(atts, scores, 2)
+    assert [[e.answer for e in mine] for mine in sel.member_examples] == [["7;4", "8"], ["7;4"]]
+
+
+def test_revisions():
+    first = ["7;5", "7;4", "1;1"]
+    second = ["7;4", "7;5", "1;2"]
+    atts = [Attempt(0, P0, 0, t2, sample=i, first=t1) for i, (t1, t2) in enumerate(zip(first, second))]
+    r2 = [1.0, 0.0, 0.0]
+    r1 = [0.0, 1.0, 0.0]
+    sel = select_revisions(atts, verify(atts), r2, r1, 1.0, fix_boost=2)
+    pairs = [(e.prompt, e.answer) for e in sel.examples]
+    assert pairs.count((P0.prompt, "7;4")) == 1  # the one good answer as a first-turn example
+    assert pairs.count((f"{P0.prompt}7;5|", "7;4")) == 2  # wrong→right, boosted
+    assert pairs.count((f"{P0.prompt}7;4|", "7;4")) == 1  # a right first turn is kept through revision
+    assert pairs.count((f"{P0.prompt}1;1|", "7;4")) == 1  # both wrong: revise towards the good answer
+
+
+def test_balance_choice():
+    atts = attempts([(P0, ["7;4", "7;4", "x", "y"])])
+    correct = [True, True, False, False]
+    # threshold 0.5 keeps the two correct (one distinct): min(1/2,1) * 1/2 = 0.25
+    assert balance_at(atts, [1, 1, 0, 0], correct, 0.5, 2) == pytest.approx(0.25)
+    # a probe whose high temperature yields two distinct correct answers and one wrong
+    def probe(t):
+        texts = ["7;4", "7;4", "x", "y"] if t < 1 else ["7;4", "z", "x", "y"]
+        ok = [True, True, False, False] if t < 1 else [True, True, False, False]
+        return attempts([(P0, texts)]), [1.0 if o else 0.2 for o in ok], ok
+
+    choice = choose(probe, [0.5, 1.2], [0.1, 0.5], target=2)
+    assert (choice.temperature, choice.threshold) == (1.2, 0.5)
+    assert choice.balance == pytest.approx(1.0)  # two distinct correct of two selected
+
+
+def _tiny(seed=0):
+    tok = tokenizer_for(TASK.alphabet, control=True)
+    torch.manual_seed(seed)
+    model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, n_layers=1, d_model=16, n_heads=2, d_ff=32,
+                                          max_len=32)).eval()
+    return model, tok
+
+
+def test_self_verdict_reads_the_models_yes_no_probability():
+    model, tok = _tiny()
+    yes, no = tok.encode("YN")
+    atts = attempts([(P0, ["7;4", "7;5"])])
+    with torch.no_grad():
+        model.head.weight[yes] = model.head.weight[no]  # equal logits for Y and N: P(Y) = 0.5 on any input
+    judge = SelfVerdictJudge([model], tok, threshold=0.6)
+    s = judge.score(TASK, atts)
+    assert [x.value for x in s] == pytest.approx([0.5, 0.5]) and not any(x.passed for x in s)
+    ex = verdict_examples(TASK, atts)
+    assert [(e.prompt, e.answer) for e in ex] == [("3+4*2=7;4?", "Y"), ("3+4*2=7;5?", "N")]
+
+
+def test_process_reward_is_the_weakest_steps_rollout_success():
+    model, tok = _tiny()
+
+    class Scripted:  # the task's checker sees what the rollouts wrote; fix them by the prefix
+        name, alphabet, step_separator = TASK.name, TASK.alphabet, ";"
+
+        def check(self, problem, answer):
+            return answer in ("7;4", "1;4")
+
+        def answer_length(self, problem):
+            return None
+
+    import selftaught.judge.process_reward as pr
+    outcomes = {"3+4*2=7;": ["4", "4", "5", "4"], "3+4*2=1;": ["9", "9", "9", "4"]}
+    original = pr.complete
+    pr.complete = lambda m, t, prompts, limits, **kw: [outcomes[p].pop() for p in prompts]
+    try:
+        judge = ProcessRewardJudge([model], tok, rollouts=4, threshold=0.5)
+        values = judge.step_values(Scripted(), attempts([(P0, ["7;4", "1;4"])]))
+    finally:
+        pr.complete = original
+    assert values == [[0.75, 1.0], [0.25, 1.0]]  # 3 of 4 rollouts from "7;" succeed, 1 of 4 from "1;"
