@@ -116,7 +116,7 @@ def test_report_renders_every_plot_in_a_real_browser(run_dir, tmp_path):
     result = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "report.html")])
     assert result.exit_code == 0, result.output
     page_html = (tmp_path / "report.html").read_text()
-    assert page_html.count("data:image/png;base64,") == 6
+    assert page_html.count("data:image/png;base64,") == 7
     assert "src='http" not in page_html and 'src="http' not in page_html  # self-contained
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[
@@ -129,7 +129,7 @@ def test_report_renders_every_plot_in_a_real_browser(run_dir, tmp_path):
         titles = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
-    assert len(sizes) == 6 and all(done and w > 100 and h > 100 for done, w, h in sizes), sizes
+    assert len(sizes) == 7 and all(done and w > 100 and h > 100 for done, w, h in sizes), sizes
     assert "Accuracy by difficulty" in titles and "True accuracy of kept labels" in titles
     assert (tmp_path / "report.png").stat().st_size > 20_000
 

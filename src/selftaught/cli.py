@@ -78,6 +78,16 @@ class RichReporter:
             rejected = ", ".join(f"{k} {v}" for k, v in report.rejected_by.items())
             self.console.print(f"  self-labels: made {report.made}, kept {report.kept}, rejected by: {rejected}; "
                                f"true accuracy of kept labels {report.kept_precision:.3f}; loss {report.loss:.4f}")
+        shown = [(k, v) for k, v in report.figures.items() if k in _HEADLINE and v == v]
+        if shown:
+            self.console.print("  " + ", ".join(f"{k} {v:.3f}" for k, v in shown))
+        for alarm in report.alarms:
+            self.console.print(f"  [bold red]collapse alarm:[/bold red] {alarm}")
+
+
+# the figures printed under each round's table (all are in the store and the report)
+_HEADLINE = ("pass@1", "sample_accuracy", "distinct_answers", "judge_auroc/self-verdict", "pass@1_turn2",
+             "delta_wrong_to_right", "delta_right_to_wrong", "bstar_temperature", "bstar_threshold", "balance")
 
 
 @app.command()
@@ -206,11 +216,15 @@ def summarize(run_dir: Path) -> dict:
         rounds = []
         names = ["frontier", "loss", "labels_made", "labels_kept", "kept_label_precision"]
         series = {n: store.metric(n) for n in names}
+        # every other per-round figure (pass@1, diversity, judge quality, ...) under "figures"
+        others = {n: store.metric(n) for n in store.metric_names()
+                  if n not in names and n not in ("reach", "accuracy", "keep_rate")}
         for r in store.rounds():
             acc = accuracy.get(r["round"], {})
             row = {"round": r["round"], "reach": reach_of(acc, threshold), "wall_s": r["wall_s"],
                    "phases": r["phases"], "accuracy": {str(d): v for d, v in acc.items()}}
             row.update({n: series[n].get(r["round"]) for n in names})
+            row["figures"] = {n: v[r["round"]] for n, v in others.items() if r["round"] in v}
             rounds.append(row)
     final = rounds[-1] if rounds else {}
     return {"run_dir": str(run_dir), "seed": info.get("seed"), "version": info.get("version"),
@@ -230,14 +244,15 @@ def summary(
     if as_json:
         print(json.dumps(s))
         return
-    table = Table("round", "reach", "frontier", "made", "kept", "kept right", "loss", "seconds",
+    table = Table("round", "reach", "frontier", "pass@1", "made", "kept", "kept right", "loss", "seconds",
                   title=f"{run_dir}: reach {s['reach']}", title_justify="left")
 
     def fmt(v, spec):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
     for r in s["rounds"]:
-        table.add_row(str(r["round"]), str(r["reach"]), fmt(r["frontier"], ".0f"), fmt(r["labels_made"], ".0f"),
+        table.add_row(str(r["round"]), str(r["reach"]), fmt(r["frontier"], ".0f"),
+                      fmt(r["figures"].get("pass@1"), ".3f"), fmt(r["labels_made"], ".0f"),
                       fmt(r["labels_kept"], ".0f"), fmt(r["kept_label_precision"], ".3f"), fmt(r["loss"], ".4f"),
                       fmt(r["wall_s"], ".0f"))
     console.print(table)

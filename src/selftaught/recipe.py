@@ -108,6 +108,8 @@ class LearnerSettings:
     type: Literal["sft", "dpo", "grpo"] = setting("sft", "how the policy is updated: sft on kept examples, dpo on "
                                                   "pairs, grpo on groups")
     lr: float = setting(1e-3, "peak learning rate (AdamW)", min=0.0)
+    seed_lr: float = setting(0.0, "peak learning rate of round 0's supervised training and of verdict training "
+                             "(0 = lr); RL learners want a far smaller lr than SFT", min=0.0)
     batch_size: int = setting(128, "examples per optimizer step", min=1)
     weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
     warmup_steps: int = setting(100, "linear warmup steps of each training phase", min=0)

@@ -128,6 +128,34 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         ax.legend(fontsize=8)
     out.append(("Training loss", "Answer-token cross-entropy of every step.", _png(fig)))
 
+    names = store.metric_names()
+    panels = [("accuracy", [n for n in names if n in ("pass@1", "sample_accuracy", "pass@1_turn2")
+                            or (n.startswith("pass@") and n.endswith("_samples"))]),
+              ("diversity and balance", [n for n in names if n in ("distinct_answers", "cross_member_distinct",
+                                                                   "balance", "unsolved_fraction", "kept_gini")
+                                         or n.startswith("exploration_")]),
+              ("judges", [n for n in names if n.startswith(("judge_auroc/", "judge_accuracy/"))
+                          or n == "verdict_ece"])]
+    panels = [(title, series) for title, series in panels if series]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels):
+        for name in series:
+            values = store.metric(name)
+            xs = [r for r in rounds if values.get(r) is not None]
+            ax.plot(xs, [values[r] for r in xs], marker="o", label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        by_round(ax)
+        ax.legend(fontsize=7)
+    alarms = store.metric("collapse_alarm")
+    fired = [r for r, v in alarms.items() if v]
+    for ax in axes[0]:
+        for r in fired:
+            ax.axvline(r, color="red", alpha=0.3)
+    out.append(("Sampling, diversity and judges",
+                "pass@1 is held-out greedy exact match; the others are over each round's own samples, graded after "
+                "selection. Red lines: rounds where the collapse alarm fired.", _png(fig)))
+
     phases = {r["round"]: r["phases"] for r in store.rounds()}
     names = sorted({p for ph in phases.values() for p in ph})
     fig, ax = plt.subplots(figsize=(6, 3.2))

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -129,6 +129,7 @@ class Run:
         lr = recipe.learner
         self.sft = SFTSettings(lr=lr.lr, batch_size=lr.batch_size, weight_decay=lr.weight_decay,
                                warmup_steps=lr.warmup_steps, decay_fraction=lr.decay_fraction)
+        self.seed_sft = replace(self.sft, lr=lr.seed_lr or lr.lr)  # supervised phases: seed and verdict training
         self.optimizers = [make_optimizer(model, self.sft) for model in self.members]
         self.mixes = [ReplayMix(lr.newest_share) for _ in self.members]
         c, t = recipe.curriculum, recipe.task
@@ -225,7 +226,7 @@ class Run:
         seed_data = Dataset([Example(p.prompt, self.task.target(p)) for p in self.seed_problems()], levels)
         for mix in self.mixes:
             mix.add(seed_data)
-        steps = self._learn(0, self.recipe.learner.seed_steps, phases)
+        steps = self._learn(0, self.recipe.learner.seed_steps, phases, supervised=True)
         steps += self._train_verdict(0, phases, offset=self.recipe.learner.seed_steps)
         accuracy, figures = self._measure(0, phases)
         return RoundReport(0, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
@@ -373,8 +374,8 @@ class Run:
 
         return choose(sample_probe, sel.temperatures, sel.thresholds, sel.balance_target)
 
-    def _learn(self, round_: int, steps: int, phases: dict[str, float],
-               selection: Selection | None = None) -> list[tuple[int, int, float]]:
+    def _learn(self, round_: int, steps: int, phases: dict[str, float], selection: Selection | None = None,
+               supervised: bool = False) -> list[tuple[int, int, float]]:
         """Train every member; returns (member, step, loss) of every step."""
         tick = time.perf_counter()
         losses = []
@@ -396,8 +397,8 @@ class Run:
                     step_losses = grpo_steps(model, opt, self.tokenizer, groups, steps, self.sft, self._temperature(),
                                              lr.clip, lr.beta, rng, on_step=stepped)
                 else:
-                    step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps, self.sft, rng,
-                                            on_step=stepped)
+                    step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps,
+                                            self.seed_sft if supervised else self.sft, rng, on_step=stepped)
                 losses += [(i, s, v) for s, v in enumerate(step_losses)]
         phases["learn"] = time.perf_counter() - tick
         return losses

@@ -1,0 +1,70 @@
+"""Each seed recipe, shrunk to a tiny model and a couple of rounds, moves its own figure the right
+way (fixed seeds). The recipes are the real files under recipes/, with --set overrides."""
+
+import pytest
+
+from selftaught.builtin_recipes import resolve
+from selftaught.engine import Run
+from selftaught.recipe import RecipeError, load_recipe
+
+TINY = ["model.n_layers=2", "model.d_model=64", "model.n_heads=4", "model.d_ff=256", "task.seed_examples=400",
+        "learner.seed_steps=200", "learner.steps_per_round=60", "curriculum.problems_per_round=200",
+        "monitor.eval_per_difficulty=150", "run.rounds=2"]
+
+
+def run(name, tmp_path, *extra):
+    return Run(load_recipe(resolve(name), TINY + list(extra)), tmp_path / name).execute()
+
+
+def fig(report, name):
+    return report.figures[name]
+
+
+def test_star_raises_pass_at_1(tmp_path):
+    reports = run("star", tmp_path)
+    assert fig(reports[-1], "pass@1") >= fig(reports[0], "pass@1") + 0.03
+    assert fig(reports[1], "kept_precision") == 1.0  # the verifier keeps right answers only
+
+
+def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
+    reports = run("bstar", tmp_path, "selector.probe_problems=30", "judges.1.rollouts=1",
+                  "curriculum.problems_per_round=60", "run.rounds=1")
+    r = reports[1]
+    assert r.figures["bstar_temperature"] in (0.7, 1.0, 1.3) and r.figures["bstar_threshold"] in (1.0, 1.25, 1.5)
+    assert 0.0 < r.figures["bstar_probe_balance"] <= 1.0
+
+
+def test_grpo_raises_the_reward(tmp_path):
+    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3")
+    assert fig(reports[-1], "sample_accuracy") > fig(reports[1], "sample_accuracy")
+    assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
+
+
+def test_multiagent_members_learn_their_own_data(tmp_path):
+    reports = run("multiagent", tmp_path, "model.d_model=48", "model.n_heads=4", "model.d_ff=192")
+    assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
+    assert 1 / 6 < fig(reports[1], "cross_member_distinct") < 1.0  # the models vote, and do not all agree
+
+
+@pytest.mark.parametrize("overrides, keys", [
+    (["learner.type=\"dpo\""], ["learner.type", "selector.type"]),  # DPO without a pair selector
+    (["selector.type=\"pairs\""], ["selector.type", "learner.type"]),
+    (["learner.type=\"grpo\"", "selector.type=\"groups\"", "sampler.type=\"greedy\""], ["sampler.type"]),
+    (["selector.type=\"bstar\"", "judges.0.type=\"self-verdict\""], ["verifier"]),
+    (["sampler.turns=2"], ["selector.type", "sampler.turns"]),
+    (["monitor.pass_k=16"], ["monitor.pass_k", "sampler.samples"]),
+    (["selector.type=\"top-k\"", "sampler.samples=1", "monitor.pass_k=1"], ["sampler.samples"]),
+])
+def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
+    with pytest.raises(RecipeError) as e:
+        load_recipe(resolve("star"), overrides)
+    assert "star.toml" in str(e.value)
+    for key in keys:
+        assert key in str(e.value)
+
+
+def test_process_reward_needs_a_task_with_steps(tmp_path):
+    recipe = load_recipe(resolve("bstar"), ['task.name="reversed-addition"'])
+    with pytest.raises(RecipeError, match=r"judges\[1\].type = 'process-reward'.*task.name = 'reversed-addition'"):
+        Run(recipe, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
