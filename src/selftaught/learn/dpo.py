@@ -4,7 +4,6 @@ of Self-Rewarding's iterative DPO: the reference is the model as the round began
 from __future__ import annotations
 
 import copy
-import math
 import random
 from collections.abc import Callable, Sequence
 
@@ -12,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from selftaught.learn.logprobs import token_logps
-from selftaught.learn.sft import SFTSettings, wsd_lr
+from selftaught.learn.sft import SFTSettings, optimizer_steps
 from selftaught.models.transformer import Transformer
 from selftaught.select.consensus import Pair
 from selftaught.tasks.tokenizer import CharTokenizer
@@ -42,12 +41,7 @@ def dpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: C
     with torch.no_grad():  # the reference never changes within the round: score every pair once
         ref_c = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.chosen for p in pairs])
         ref_r = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.rejected for p in pairs])
-    model.train()
-    losses = []
-    for step in range(steps):
-        lr = wsd_lr(step, steps, settings.lr, min(settings.warmup_steps, max(1, steps // 10)), settings.decay_fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    def one_step(step: int) -> float:
         idx = [rng.randrange(len(pairs)) for _ in range(min(settings.batch_size, 2 * len(pairs)))]
         batch = [pairs[i] for i in idx]
         prompts = [p.prompt for p in batch]
@@ -55,15 +49,7 @@ def dpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: C
         both = sequence_logps(model, tokenizer, prompts + prompts, [p.chosen for p in batch] +
                               [p.rejected for p in batch])
         loss = dpo_loss(both[: len(batch)], both[len(batch):], ref_c[idx], ref_r[idx], beta)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"DPO loss became {value} at step {step}")
-        losses.append(value)
-        if on_step is not None:
-            on_step(step, value)
-    model.eval()
-    return losses
+        return loss.item()
+
+    return optimizer_steps(model, optimizer, steps, settings, one_step, "DPO loss", on_step)

@@ -4,15 +4,13 @@ KL penalty to a reference (here the model as the round began, which also drew th
 
 from __future__ import annotations
 
-import copy
-import math
 import random
 from collections.abc import Callable, Sequence
 
 import torch
 
 from selftaught.learn.logprobs import token_logps
-from selftaught.learn.sft import SFTSettings, wsd_lr
+from selftaught.learn.sft import SFTSettings, optimizer_steps
 from selftaught.models.transformer import Transformer
 from selftaught.select.consensus import Group
 from selftaught.tasks.tokenizer import CharTokenizer
@@ -51,35 +49,21 @@ def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: 
     start = [0]
     for g in groups:
         start.append(start[-1] + len(g.completions))
-    with torch.no_grad():  # the sampling policy; it is also the KL reference
-        reference = copy.deepcopy(model).eval()
-        old, _ = token_logps(reference, tokenizer, prompts, completions, temperature)
-    model.train()
+    with torch.no_grad():  # the sampling policy, before any update; it is also the KL reference
+        old, _ = token_logps(model.eval(), tokenizer, prompts, completions, temperature)
     per_step = max(1, settings.batch_size // max(1, len(groups[0].completions)))
-    losses = []
-    for step in range(steps):
-        lr = wsd_lr(step, steps, settings.lr, min(settings.warmup_steps, max(1, steps // 10)), settings.decay_fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+
+    def one_step(step: int) -> float:
         chosen = [rng.randrange(len(groups)) for _ in range(min(per_step, len(groups)))]
         idx = [i for g in chosen for i in range(start[g], start[g + 1])]
         logps, mask = token_logps(model, tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx],
                                   temperature)
-        width = logps.shape[1]
-        old_b = _fit(old[idx], width)
+        old_b = _fit(old[idx], logps.shape[1])
         loss = grpo_loss(logps, old_b, old_b if beta else None, advantages[idx], mask, clip, clip, beta)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"GRPO loss became {value} at step {step}")
-        losses.append(value)
-        if on_step is not None:
-            on_step(step, value)
-    model.eval()
-    return losses
+        return loss.item()
+
+    return optimizer_steps(model, optimizer, steps, settings, one_step, "GRPO loss", on_step)
 
 
 def _fit(x: torch.Tensor, width: int) -> torch.Tensor:

@@ -92,6 +92,26 @@ def sft_steps(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Run ``steps`` optimizer steps on batches from ``draw_batch``; returns the loss of each step."""
+    def one_step(step: int) -> float:
+        value = 0.0
+        for inputs, labels, weight in bucket_by_length(tokenizer, draw_batch(rng, settings.batch_size),
+                                                       settings.length_buckets, model.embed.weight.device):
+            valid = inputs != PAD
+            logits = model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
+            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
+            (loss * weight).backward()  # weight = this bucket's share of the answer tokens
+            value += loss.item() * weight
+        return value
+
+    return optimizer_steps(model, optimizer, steps, settings, one_step, "training loss", on_step)
+
+
+def optimizer_steps(model: Transformer, optimizer: torch.optim.Optimizer, steps: int, settings: SFTSettings,
+                    one_step: Callable[[int], float], what: str,
+                    on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """The loop every learner shares: warmup-stable-decay rate, ``one_step(step)`` (which runs the
+    backward passes and returns the step's loss), gradient clipping, the optimizer step, a check
+    that the loss is finite. Returns the loss of each step."""
     model.train()
     losses = []
     for step in range(steps):
@@ -100,18 +120,11 @@ def sft_steps(
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        value = 0.0
-        for inputs, labels, weight in bucket_by_length(tokenizer, draw_batch(rng, settings.batch_size),
-                                               settings.length_buckets, model.embed.weight.device):
-            valid = inputs != PAD
-            logits = model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
-            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
-            (loss * weight).backward()  # weight = this bucket's share of the answer tokens
-            value += loss.item() * weight
+        value = one_step(step)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {step}")
+            raise FloatingPointError(f"{what} became {value} at step {step}")
         losses.append(value)
         if on_step is not None:
             on_step(step, value)

@@ -58,6 +58,13 @@ def complete(
     return out
 
 
+def answer_limit(task: Task, problem: Problem) -> int | None:
+    """Tokens an answer may take: the task's expected length plus two of slack, so that a wrong
+    length shows (None = up to the model's length)."""
+    n = task.answer_length(problem)
+    return None if n is None else n + 2
+
+
 def answer(
     model: Transformer,
     tokenizer: CharTokenizer,
@@ -70,9 +77,8 @@ def answer(
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Decoded answers in the order of ``problems``; the token limit comes from the task's expected
-    length where it has one (two tokens of slack, so that a wrong length shows)."""
-    limits = [None if (n := task.answer_length(p)) is None else n + 2 for p in problems]
+    """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
+    limits = [answer_limit(task, p) for p in problems]
     return complete(model, tokenizer, [p.prompt for p in problems], limits, temperature=temperature, top_k=top_k,
                     batch_size=batch_size, generator=generator, on_batch=on_batch)
 
@@ -129,7 +135,7 @@ def revise_attempts(
         # a first attempt that ran long is cut, so that prompt, attempt and revision fit the model
         firsts = [attempts[i].text[: max(0, (cap - len(attempts[i].problem.prompt)) // 2 - 1)] for i in mine]
         prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
-        limits = [None if (n := task.answer_length(attempts[i].problem)) is None else n + 2 for i in mine]
+        limits = [answer_limit(task, attempts[i].problem) for i in mine]
         texts = complete(model, tokenizer, prompts, limits, temperature=temperature, top_k=top_k,
                          batch_size=batch_size, generator=generator, on_batch=on_batch)
         for i, f, t in zip(mine, firsts, texts):
