@@ -8,8 +8,9 @@ from collections import defaultdict
 import pytest
 import torch
 
-from selftaught.learn.dpo import dpo_loss, sequence_logps
+from selftaught.learn.dpo import dpo_loss, preference_loss, sequence_logps
 from selftaught.learn.grpo import group_advantages, grpo_loss
+from selftaught.learn.logprobs import token_logps
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.tasks.tokenizer import PAD, CharTokenizer
 
@@ -44,12 +45,13 @@ REJECTED = ["52", "2", "0101", "1"]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers deprecation inside TRL
-def test_dpo_loss_equals_trl():
+@pytest.mark.parametrize("sft_weight", [0.0, 0.7])
+def test_dpo_loss_equals_trl(sft_weight):
     policy, reference = _model(0), _model(1)
     beta = 0.3
-    ours = dpo_loss(sequence_logps(policy, TOK, PROMPTS, CHOSEN), sequence_logps(policy, TOK, PROMPTS, REJECTED),
-                    sequence_logps(reference, TOK, PROMPTS, CHOSEN), sequence_logps(reference, TOK, PROMPTS, REJECTED),
-                    beta)
+    logps, mask = token_logps(policy, TOK, PROMPTS + PROMPTS, CHOSEN + REJECTED)
+    ours = preference_loss(logps, mask, sequence_logps(reference, TOK, PROMPTS, CHOSEN),
+                           sequence_logps(reference, TOK, PROMPTS, REJECTED), beta, sft_weight)
 
     hf_policy, hf_ref = to_llama(policy).double(), to_llama(reference).double()
     for m in (hf_policy, hf_ref):
@@ -64,13 +66,13 @@ def test_dpo_loss_equals_trl():
     attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
     completion_mask = torch.tensor([c + [0] * (width - len(c)) for c in completion])
     stub = _trl_stub(DPOTrainer, model=hf_policy.train(), ref_model=hf_ref, beta=beta, ld_alpha=None,
-                     precompute_ref_logps=False, f_divergence_type="reverse_kl", loss_types=["sigmoid"],
-                     loss_weights=[1.0], use_weighting=False, _total_train_tokens=0, _tp_size=1,
+                     precompute_ref_logps=False, f_divergence_type="reverse_kl",
+                     loss_types=["sigmoid", "sft"], loss_weights=[1.0, sft_weight], use_weighting=False, _total_train_tokens=0, _tp_size=1,
                      args=types.SimpleNamespace(gradient_checkpointing_kwargs=None))
     theirs = DPOTrainer._compute_loss(stub, hf_policy, {"input_ids": input_ids, "attention_mask": attention,
                                                         "completion_mask": completion_mask}, return_outputs=False)
     assert abs(ours.item() - theirs.item()) < 1e-6
-    assert 0.1 < ours.item() < 2.0  # a real loss, not a degenerate 0 or log 2 of equal models
+    assert 0.1 < ours.item() < 5.0  # a real loss, not a degenerate 0 or log 2 of equal models
 
 
 def _grpo_inputs(seed: int):

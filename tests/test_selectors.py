@@ -148,7 +148,7 @@ def test_self_verdict_reads_the_models_yes_no_probability():
     s = judge.score(TASK, atts)
     assert [x.value for x in s] == pytest.approx([0.5, 0.5]) and not any(x.passed for x in s)
     ex = verdict_examples(TASK, atts)
-    assert [(e.prompt, e.answer) for e in ex] == [("3+4*2=7;4?", "Y"), ("3+4*2=7;5?", "N")]
+    assert [(e.text, e.correct) for e in ex] == [("3+4*2=7;4?", True), ("3+4*2=7;5?", False)]
 
 
 def test_process_reward_is_the_weakest_steps_rollout_success():

@@ -119,6 +119,8 @@ class LearnerSettings:
     newest_share: float = setting(0.5, "share of each batch drawn from the newest self-labels", min=0.0, max=1.0)
     beta: float = setting(0.1, "dpo: preference strength; grpo: weight of the KL to the round's start", min=0.0)
     clip: float = setting(0.2, "grpo: clip range of the importance ratio", min=0.0)
+    sft_weight: float = setting(0.0, "dpo: weight of the chosen answers' log-likelihood added to the DPO loss "
+                                "(RPO)", min=0.0)
 
 
 @dataclass

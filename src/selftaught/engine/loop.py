@@ -24,7 +24,7 @@ import torch
 from selftaught import __version__, faults
 from selftaught.curriculum import EasyToHard, Uniform
 from selftaught.judge import JudgeContext, Score, build_judge
-from selftaught.judge.self_verdict import verdict_examples
+from selftaught.judge.self_verdict import verdict_examples, verdict_steps
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, make_optimizer, sft_steps
 from selftaught.learn.dpo import dpo_steps
 from selftaught.learn.grpo import grpo_steps
@@ -227,8 +227,9 @@ class Run:
         for mix in self.mixes:
             mix.add(seed_data)
         steps = self._learn(0, self.recipe.learner.seed_steps, phases, supervised=True)
-        steps += self._train_verdict(0, phases, offset=self.recipe.learner.seed_steps)
+        verdict = self._train_verdict(0, phases)
         accuracy, figures = self._measure(0, phases)
+        figures |= verdict
         return RoundReport(0, self.curriculum.frontier, accuracy, reach(accuracy, self.recipe.monitor.threshold),
                            _tail_mean(steps), phases=phases, wall_s=time.perf_counter() - start, figures=figures,
                            step_losses=steps, training_data=seed_data)
@@ -277,10 +278,11 @@ class Run:
                                    tuple(sorted(kept_level)))
         trains = bool(selection.examples or selection.pairs or selection.groups)
         steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
-        steps += self._train_verdict(round_, phases, offset=self.recipe.learner.steps_per_round)
+        verdict = self._train_verdict(round_, phases)
         self.curriculum.update(keep_rate)
 
         accuracy, figures = self._measure(round_, phases)
+        figures |= verdict
         mon = self.recipe.monitor
         figures |= sample_figures(self.task, attempts, scores, reward, selection, pass_k=mon.pass_k,
                                   pass_s=mon.pass_s, balance_target=sel.balance_target)
@@ -391,7 +393,7 @@ class Run:
                 if lr.type == "dpo" and selection is not None:
                     pairs = [p for p in selection.pairs if p.member == i]
                     step_losses = dpo_steps(model, opt, self.tokenizer, pairs, steps, self.sft, lr.beta, rng,
-                                            on_step=stepped)
+                                            lr.sft_weight, on_step=stepped)
                 elif lr.type == "grpo" and selection is not None:
                     groups = [g for g in selection.groups if g.member == i]
                     step_losses = grpo_steps(model, opt, self.tokenizer, groups, steps, self.sft, self._temperature(),
@@ -403,12 +405,13 @@ class Run:
         phases["learn"] = time.perf_counter() - tick
         return losses
 
-    def _train_verdict(self, round_: int, phases: dict[str, float], offset: int) -> list[tuple[int, int, float]]:
+    def _train_verdict(self, round_: int, phases: dict[str, float]) -> dict[str, float]:
         """Teach each member to judge its own attempts: it attempts labelled seed problems and learns
-        Y for the ones the checker accepts, N for the rest (the only ground truth the verdict sees)."""
+        which ones the checker accepts (the only ground truth the verdict sees), anchored by its
+        own greedy answers to the same problems. Returns the verdict's final loss as a figure."""
         v = self.verdict
         if v is None or not v.train_steps:
-            return []
+            return {}
         tick = time.perf_counter()
         pool = self.seed_problems()
         rng = random.Random(f"{self.recipe.run.seed}-verdict-{round_}")
@@ -419,15 +422,16 @@ class Run:
                                    equivalents=False, temperature=temperature, top_k=s.top_k,
                                    batch_size=s.batch_size, generator=self.generator)
         losses = []
-        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
-            examples = verdict_examples(self.task, [a for a in attempts if a.member == i])
-            def draw(r: random.Random, n: int, ex: list[Example] = examples) -> list[Example]:
-                return [r.choice(ex) for _ in range(n)]
-
-            step_losses = sft_steps(model, opt, self.tokenizer, draw, v.train_steps, self.sft, rng)
-            losses += [(i, offset + k, x) for k, x in enumerate(step_losses)]
+        with self.reporter.phase(round_, "verdict", v.train_steps * len(self.members)) as bar:
+            for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
+                own = answer(model, self.tokenizer, self.task, problems, batch_size=s.batch_size)
+                anchor = [Example(p.prompt, t) for p, t in zip(problems, own)]
+                losses.append(verdict_steps(model, opt, self.tokenizer,
+                                            verdict_examples(self.task, [a for a in attempts if a.member == i]),
+                                            anchor, v.train_steps, self.seed_sft, rng,
+                                            on_step=lambda step, loss: bar.advance()))
         phases["verdict"] = time.perf_counter() - tick
-        return losses
+        return {"verdict_loss": _tail_mean([(0, k, x) for k, x in enumerate(losses[0])])}
 
     def _measure(self, round_: int, phases: dict[str, float]) -> tuple[dict[int, float], dict[str, float]]:
         """Greedy accuracy by difficulty on the held-out set, its mean (pass@1), and for two-turn

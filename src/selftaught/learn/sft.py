@@ -93,17 +93,22 @@ def sft_steps(
 ) -> list[float]:
     """Run ``steps`` optimizer steps on batches from ``draw_batch``; returns the loss of each step."""
     def one_step(step: int) -> float:
-        value = 0.0
-        for inputs, labels, weight in bucket_by_length(tokenizer, draw_batch(rng, settings.batch_size),
-                                                       settings.length_buckets, model.embed.weight.device):
-            valid = inputs != PAD
-            logits = model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
-            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
-            (loss * weight).backward()  # weight = this bucket's share of the answer tokens
-            value += loss.item() * weight
-        return value
+        return answer_loss_backward(model, tokenizer, draw_batch(rng, settings.batch_size), settings.length_buckets)
 
     return optimizer_steps(model, optimizer, steps, settings, one_step, "training loss", on_step)
+
+
+def answer_loss_backward(model: Transformer, tokenizer: CharTokenizer, examples: Sequence[Example],
+                         buckets: int) -> float:
+    """Back-propagate the token-mean next-token loss of ``examples``' answers; returns its value."""
+    value = 0.0
+    for inputs, labels, weight in bucket_by_length(tokenizer, examples, buckets, model.embed.weight.device):
+        valid = inputs != PAD
+        logits = model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
+        loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
+        (loss * weight).backward()  # weight = this bucket's share of the answer tokens
+        value += loss.item() * weight
+    return value
 
 
 def optimizer_steps(model: Transformer, optimizer: torch.optim.Optimizer, steps: int, settings: SFTSettings,

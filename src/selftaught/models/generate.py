@@ -30,7 +30,10 @@ def _left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Ten
     return tokens, valid
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
+def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator,
+          banned: torch.Tensor | None = None) -> torch.Tensor:
+    if banned is not None:
+        logits = logits.index_fill(-1, banned, float("-inf"))
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits / temperature
@@ -50,9 +53,11 @@ def generate(
     temperature: float = 0.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    banned: Sequence[int] = (),
     compact_below: float = 0.75,
 ) -> list[list[int]]:
-    """New tokens for each prompt, up to and excluding EOS. ``temperature=0`` is greedy.
+    """New tokens for each prompt, up to and excluding EOS. ``temperature=0`` is greedy;
+    ``banned`` tokens are never picked.
 
     ``compact_below``: compact the batch once fewer than this share of its rows are still running
     (copying the cache costs about one decoding step, so compacting every step would not pay).
@@ -86,12 +91,13 @@ def generate(
     logits = model(tokens, positions if model.rotary is not None else None, cache, mask)[:, -1]
     cache.advance(P)
 
+    never = torch.as_tensor(list(banned), dtype=torch.long, device=device) if len(banned) else None
     out = torch.full((B, steps), PAD, dtype=torch.long, device=device)
     rows = torch.arange(B, device=device)  # original index of each row still in the batch
     running = torch.ones(B, dtype=torch.bool, device=device)
     pos = P - start  # next position of each row
     for s in range(steps):
-        tok = _pick(logits, temperature, top_k, generator)
+        tok = _pick(logits, temperature, top_k, generator, never)
         out[rows[running], s] = tok[running]
         running &= (tok != EOS) & (limits[rows] > s + 1)
         alive = int(running.sum())

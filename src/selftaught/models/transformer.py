@@ -163,6 +163,17 @@ class Transformer(nn.Module):
         ``valid`` ([B, T] bool, right-padded batches only): return logits ``[n_valid, vocab]`` for
         the real tokens in row-major order, computing nothing per token for the padding.
         """
+        return self.head(self.features(idx, positions, cache, attn_mask, valid))
+
+    def features(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        attn_mask: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The normalised final states that the head turns into logits (same arguments as ``forward``)."""
         B, T = idx.shape
         if positions is None and self.rotary is not None:
             positions = torch.arange(T, device=idx.device).expand(B, T)
@@ -171,7 +182,7 @@ class Transformer(nn.Module):
         x = self.embed(idx if packed is None else packed.unpad(idx[..., None]).squeeze(-1))
         for i, block in enumerate(self.blocks):
             x = block(x, rope, cache, i, attn_mask, packed)
-        return self.head(F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps))
+        return F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps)
 
     # ---- persistence -------------------------------------------------------------------------
 

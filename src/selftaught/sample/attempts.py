@@ -42,7 +42,8 @@ def complete(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Continuations of ``prompts`` in their order, each at most its limit (None = up to the model's
-    length). Prompts are batched by length so that little padding is decoded."""
+    length), written in the task's alphabet only (never the loop's control marks). Prompts are
+    batched by length so that little padding is decoded."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     cap = model.cfg.max_len
@@ -50,7 +51,8 @@ def complete(
         idx = order[start:start + batch_size]
         encoded = [tokenizer.encode(prompts[i]) for i in idx]
         room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
-        texts = generate(model, encoded, room, temperature=temperature, top_k=top_k or None, generator=generator)
+        texts = generate(model, encoded, room, temperature=temperature, top_k=top_k or None, generator=generator,
+                         banned=tokenizer.control_ids)
         for i, t in zip(idx, texts):
             out[i] = tokenizer.decode(t)
         if on_batch is not None:

@@ -12,11 +12,15 @@ CONTROL = VERDICT + YES + NO + REVISE
 
 
 class CharTokenizer:
-    def __init__(self, alphabet: str):
+    def __init__(self, alphabet: str, control: str = ""):
+        alphabet += control
         if len(set(alphabet)) != len(alphabet):
             raise ValueError(f"alphabet has repeated characters: {alphabet!r}")
         self.alphabet = alphabet
         self._ids = {c: i + _SPECIALS for i, c in enumerate(alphabet)}
+        # The loop's own marks are never part of an answer: decoding an answer must not emit them
+        # (a model taught verdicts would otherwise leak Y into its answers).
+        self.control_ids = [self._ids[c] for c in control]
 
     @property
     def vocab_size(self) -> int:
@@ -48,4 +52,4 @@ def tokenizer_for(alphabet: str, control: bool) -> CharTokenizer:
     clash = set(alphabet) & set(CONTROL)
     if clash:
         raise ValueError(f"the task's alphabet uses {''.join(sorted(clash))!r}, which verdicts and revisions need")
-    return CharTokenizer(alphabet + CONTROL)
+    return CharTokenizer(alphabet, CONTROL)
