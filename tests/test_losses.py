@@ -67,7 +67,8 @@ def test_dpo_loss_equals_trl(sft_weight):
     completion_mask = torch.tensor([c + [0] * (width - len(c)) for c in completion])
     stub = _trl_stub(DPOTrainer, model=hf_policy.train(), ref_model=hf_ref, beta=beta, ld_alpha=None,
                      precompute_ref_logps=False, f_divergence_type="reverse_kl",
-                     loss_types=["sigmoid", "sft"], loss_weights=[1.0, sft_weight], use_weighting=False, _total_train_tokens=0, _tp_size=1,
+                     loss_types=["sigmoid", "sft"], loss_weights=[1.0, sft_weight], use_weighting=False,
+                     _total_train_tokens=0, _tp_size=1,
                      args=types.SimpleNamespace(gradient_checkpointing_kwargs=None))
     theirs = DPOTrainer._compute_loss(stub, hf_policy, {"input_ids": input_ids, "attention_mask": attention,
                                                         "completion_mask": completion_mask}, return_outputs=False)

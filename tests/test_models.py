@@ -112,3 +112,18 @@ def test_packed_forward_equals_padded_forward_on_real_tokens():
         g_padded = torch.autograd.grad(padded[valid].square().sum(), model.blocks[0].qkv.weight)[0]
         g_packed = torch.autograd.grad(model(idx, valid=valid).square().sum(), model.blocks[0].qkv.weight)[0]
         torch.testing.assert_close(g_packed, g_padded, atol=1e-4, rtol=1e-4)
+
+
+def test_banned_tokens_are_never_generated():
+    model = tiny()
+    ps = prompts()
+    free = generate(model, ps, 10)
+    common = max(range(2, 16), key=lambda t: sum(o.count(t) for o in free))  # the token greedy emits most
+    assert any(common in o for o in free)
+    for temperature in (0.0, 1.0):
+        out = generate(model, ps * 20, 10, temperature=temperature, banned=[common],
+                       generator=torch.Generator().manual_seed(0))
+        assert not any(common in o for o in out)
+    # banning a token greedy never picks changes nothing
+    unused = next(t for t in range(2, 16) if not any(t in o for o in free))
+    assert generate(model, ps, 10, banned=[unused]) == free

@@ -1,11 +1,16 @@
 """Each seed recipe, shrunk to a tiny model and a couple of rounds, moves its own figure the right
 way (fixed seeds). The recipes are the real files under recipes/, with --set overrides."""
 
+import random
+
 import pytest
 
+import selftaught.engine.loop as loop
 from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
 from selftaught.recipe import RecipeError, load_recipe
+from selftaught.tasks.countdown import Countdown
+from test_loop import _monitoring, monitored
 
 TINY = ["model.n_layers=2", "model.d_model=64", "model.n_heads=4", "model.d_ff=256", "task.seed_examples=400",
         "learner.seed_steps=200", "learner.steps_per_round=60", "curriculum.problems_per_round=200",
@@ -44,6 +49,39 @@ def test_multiagent_members_learn_their_own_data(tmp_path):
     reports = run("multiagent", tmp_path, "model.d_model=48", "model.n_heads=4", "model.d_ff=192")
     assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
     assert 1 / 6 < fig(reports[1], "cross_member_distinct") < 1.0  # the models vote, and do not all agree
+
+
+class GuardedCountdown(Countdown):
+    """Countdown whose checker answers only for the labelled seed problems (what the verdict is
+    taught on) and for the monitor; anywhere else it raises."""
+
+    labelled: set[str] = set()
+
+    def check(self, problem, answer):
+        if problem.prompt not in self.labelled and not getattr(_monitoring, "on", False):
+            raise AssertionError(f"ground truth used on unlabelled problem {problem.prompt!r}")
+        return super().check(problem, answer)
+
+
+def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, monkeypatch):
+    for name in ("accuracy_by_difficulty", "sample_figures", "label_precision"):
+        monkeypatch.setattr(loop, name, monitored(getattr(loop, name)))
+    recipe = load_recipe(resolve("self-rewarding"), TINY + ['task.name="test_recipes_tiny:GuardedCountdown"',
+                                                            "run.rounds=1", "learner.seed_steps=400"])
+    r = Run(recipe, tmp_path / "sr")
+    GuardedCountdown.labelled = {p.prompt for p in r.seed_problems()}
+    reports = r.execute()
+    assert reports[1].kept > 0  # pairs were built from the model's own verdicts
+    # the verdict, taught on seed problems only, learned (log 2 = 0.69 is chance) and tells the
+    # round's right attempts from wrong ones (an untaught verdict scores about 0.5)
+    assert fig(reports[0], "verdict_loss") < 0.5
+    assert fig(reports[1], "judge_auroc/self-verdict") > 0.75
+    # and the guard bites outside the monitor
+    rng = random.Random(5)
+    unlabelled = next(p for p in iter(lambda: Countdown().sample(rng, 3), None)
+                      if p.prompt not in GuardedCountdown.labelled)
+    with pytest.raises(AssertionError, match="unlabelled"):
+        GuardedCountdown().check(unlabelled, "1")
 
 
 @pytest.mark.parametrize("overrides, keys", [

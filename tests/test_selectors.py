@@ -7,7 +7,7 @@ import torch
 
 from selftaught.judge import Score, VerifierJudge
 from selftaught.judge.process_reward import ProcessRewardJudge, step_prefixes
-from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples
+from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples, verdict_probability
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.sample.attempts import Attempt
 from selftaught.select import (
@@ -173,3 +173,30 @@ def test_process_reward_is_the_weakest_steps_rollout_success():
     finally:
         pr.complete = original
     assert values == [[0.75, 1.0], [0.25, 1.0]]  # 3 of 4 rollouts from "7;" succeed, 1 of 4 from "1;"
+
+
+def test_verdict_probability_is_the_full_models_yes_against_no():
+    model, tok = _tiny(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    texts = ["3+4*2=7;4?", "3+4*2=1;8?", "3+4*2=7?"]
+    yes, no = tok.encode("YN")
+    expected = []
+    for t in texts:  # one text at a time through the ordinary forward pass
+        logits = model(torch.tensor([tok.encode(t)]))[0, -1]
+        expected.append(torch.softmax(logits[[yes, no]], -1)[0].item())
+    assert verdict_probability(model, tok, texts) == pytest.approx(expected, abs=1e-6)
+    assert max(expected) - min(expected) > 0.02  # the texts are told apart: not a constant
+
+
+def test_round_figures_grade_preference_pairs():
+    from selftaught.monitor.round_figures import sample_figures
+    atts = attempts([(P0, ["7;4", "7;5"]), (P1, ["8", "3"])])
+    scores = {"judge": [Score("judge", v, v > 0.5, "") for v in (0.9, 0.1, 0.2, 0.8)]}  # misled on P1
+    reward = rewards(scores, {"judge": 1.0})
+    sel = build_pairs(atts, scores, reward, margin=0.5)
+    figures = sample_figures(TASK, atts, scores, reward, sel, pass_k=2, pass_s=1, balance_target=2)
+    assert figures["pair_accuracy"] == 0.5  # P0's pair is right, P1's prefers the wrong answer
+    assert figures["chosen_precision"] == 0.5
+    assert "kept_precision" not in figures

@@ -110,7 +110,9 @@ class LearnerSettings:
     lr: float = setting(1e-3, "peak learning rate (AdamW)", min=0.0)
     seed_lr: float = setting(0.0, "peak learning rate of round 0's supervised training and of verdict training "
                              "(0 = lr); RL learners want a far smaller lr than SFT", min=0.0)
-    batch_size: int = setting(128, "examples per optimizer step", min=1)
+    batch_size: int = setting(128, "examples per optimizer step (grpo: completions, in whole groups)", min=1)
+    seed_batch_size: int = setting(0, "examples per step of round 0's supervised training and of verdict "
+                                   "training (0 = batch_size)", min=0)
     weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0)
     warmup_steps: int = setting(100, "linear warmup steps of each training phase", min=0)
     decay_fraction: float = setting(0.2, "share of each phase spent decaying the rate", min=0.0, max=1.0)

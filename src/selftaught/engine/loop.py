@@ -129,7 +129,8 @@ class Run:
         lr = recipe.learner
         self.sft = SFTSettings(lr=lr.lr, batch_size=lr.batch_size, weight_decay=lr.weight_decay,
                                warmup_steps=lr.warmup_steps, decay_fraction=lr.decay_fraction)
-        self.seed_sft = replace(self.sft, lr=lr.seed_lr or lr.lr)  # supervised phases: seed and verdict training
+        # the supervised phases (seed round, verdict training) have their own rate and batch
+        self.seed_sft = replace(self.sft, lr=lr.seed_lr or lr.lr, batch_size=lr.seed_batch_size or lr.batch_size)
         self.optimizers = [make_optimizer(model, self.sft) for model in self.members]
         self.mixes = [ReplayMix(lr.newest_share) for _ in self.members]
         c, t = recipe.curriculum, recipe.task

@@ -42,7 +42,8 @@ def verdict_logit(model: Transformer, tokenizer: CharTokenizer, texts: Sequence[
         tokens[i, : len(e)] = torch.as_tensor(e)
     device = model.embed.weight.device
     last = torch.as_tensor([len(e) - 1 for e in encoded], device=device)
-    states = model.features(tokens.to(device))[torch.arange(len(encoded), device=device), last]  # causal: padding unseen
+    # right padding: causal attention never lets the real tokens see it
+    states = model.features(tokens.to(device))[torch.arange(len(encoded), device=device), last]
     w = model.head.weight
     return (states @ (w[yes] - w[no])).float()
 

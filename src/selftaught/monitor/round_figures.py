@@ -49,8 +49,14 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
     out["unsolved_fraction"] = sum(d == 0 for d in distinct_correct) / len(queries)
 
     kept_correct = [c for c, kept in zip(correct, selection.kept_attempts) if kept]
-    if selection.pairs or selection.groups:
-        pass  # pairs and groups use every sample, right or wrong: precision says nothing
+    if selection.pairs:  # a pair is right when its chosen answer is right and its rejected one wrong
+        problem = {a.problem_id: a.problem for a in attempts}
+        sides = [(task.check(problem[pid], p.chosen), task.check(problem[pid], p.rejected))
+                 for pid, p in zip(selection.kept_problems, selection.pairs)]
+        out["pair_accuracy"] = mean([float(c and not r) for c, r in sides])
+        out["chosen_precision"] = mean([float(c) for c, _ in sides])
+    elif selection.groups:
+        pass  # groups use every sample, right or wrong: precision says nothing
     elif kept_correct:
         out["kept_precision"] = sum(kept_correct) / len(kept_correct)
     out["balance"] = m.balance_score(
