@@ -51,6 +51,19 @@ def test_multiagent_members_learn_their_own_data(tmp_path):
     assert 1 / 6 < fig(reports[1], "cross_member_distinct") < 1.0  # the models vote, and do not all agree
 
 
+def test_self_correct_learns_to_revise(tmp_path):
+    """Round 0's model was never taught to revise, so its second turn loses every right answer;
+    trained on correction traces it keeps them and fixes some wrong ones."""
+    reports = run("self-correct", tmp_path, "model.d_model=96", "model.d_ff=384", "task.seed_examples=500",
+                  "learner.seed_steps=300", "learner.steps_per_round=100", "curriculum.problems_per_round=300",
+                  "run.rounds=3")
+    first, last = reports[0], reports[-1]
+    assert fig(first, "delta_right_to_wrong") >= 0.9 * fig(first, "pass@1") > 0.3  # right answers lost
+    assert fig(last, "delta_right_to_wrong") < fig(first, "delta_right_to_wrong") / 4
+    assert fig(last, "delta_wrong_to_right") > 0.0
+    assert fig(last, "pass@1_turn2") >= 0.8 * fig(last, "pass@1")
+
+
 class GuardedCountdown(Countdown):
     """Countdown whose checker answers only for the labelled seed problems (what the verdict is
     taught on) and for the monitor; anywhere else it raises."""
