@@ -44,6 +44,12 @@ def monitored(fn):
     return wrapper
 
 
+def grade_in_monitor_only(monkeypatch) -> None:
+    """Ground truth is reachable only inside the loop's measuring functions."""
+    for name in ("accuracy_by_difficulty", "label_precision", "sample_figures"):  # sample_figures: after selection
+        monkeypatch.setattr(loop, name, monitored(getattr(loop, name)))
+
+
 TINY = f"""
 [run]
 rounds = 2
@@ -77,9 +83,7 @@ eval_per_difficulty = 16
 
 
 def test_selection_never_touches_ground_truth(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "accuracy_by_difficulty", monitored(loop.accuracy_by_difficulty))
-    monkeypatch.setattr(loop, "label_precision", monitored(loop.label_precision))
-    monkeypatch.setattr(loop, "sample_figures", monitored(loop.sample_figures))  # measured after selection
+    grade_in_monitor_only(monkeypatch)
     GuardedAddition.calls.update(check=0, target=0)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)

@@ -5,12 +5,11 @@ import random
 
 import pytest
 
-import selftaught.engine.loop as loop
 from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
 from selftaught.recipe import RecipeError, load_recipe
 from selftaught.tasks.countdown import Countdown
-from test_loop import _monitoring, monitored
+from test_loop import _monitoring, grade_in_monitor_only
 
 TINY = ["model.n_layers=2", "model.d_model=64", "model.n_heads=4", "model.d_ff=256", "task.seed_examples=400",
         "learner.seed_steps=200", "learner.steps_per_round=60", "curriculum.problems_per_round=200",
@@ -77,8 +76,7 @@ class GuardedCountdown(Countdown):
 
 
 def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, monkeypatch):
-    for name in ("accuracy_by_difficulty", "sample_figures", "label_precision"):
-        monkeypatch.setattr(loop, name, monitored(getattr(loop, name)))
+    grade_in_monitor_only(monkeypatch)
     recipe = load_recipe(resolve("self-rewarding"), TINY + ['task.name="test_recipes_tiny:GuardedCountdown"',
                                                             "run.rounds=1", "learner.seed_steps=400"])
     r = Run(recipe, tmp_path / "sr")

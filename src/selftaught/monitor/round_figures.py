@@ -50,8 +50,8 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
 
     kept_correct = [c for c, kept in zip(correct, selection.kept_attempts) if kept]
     if selection.pairs:  # a pair is right when its chosen answer is right and its rejected one wrong
-        problem = {a.problem_id: a.problem for a in attempts}
-        sides = [(task.check(problem[pid], p.chosen), task.check(problem[pid], p.rejected))
+        right = {(a.problem_id, a.text): c for a, c in zip(attempts, correct)}
+        sides = [(right[pid, p.chosen], right[pid, p.rejected])
                  for pid, p in zip(selection.kept_problems, selection.pairs)]
         out["pair_accuracy"] = mean([float(c and not r) for c, r in sides])
         out["chosen_precision"] = mean([float(c) for c, _ in sides])
