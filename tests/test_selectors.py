@@ -191,12 +191,19 @@ def test_verdict_probability_is_the_full_models_yes_against_no():
 
 
 def test_round_figures_grade_preference_pairs():
+    """A pair is right only when its chosen answer is right and its rejected one wrong; countdown
+    has several right answers, so both sides can be right."""
     from selftaught.monitor.round_figures import sample_figures
-    atts = attempts([(P0, ["7;4", "7;5"]), (P1, ["8", "3"])])
-    scores = {"judge": [Score("judge", v, v > 0.5, "") for v in (0.9, 0.1, 0.2, 0.8)]}  # misled on P1
+    q = Problem("3,2:5=", 2, ((3, 2), 5, "3+2=5"))
+    atts = attempts([(q, ["3+2=5", "3*2=6"]),   # chosen right, rejected wrong: the only right pair
+                     (q, ["3-2=1", "2+3=5"]),   # the judge is misled
+                     (q, ["3+2=5", "2+3=5"]),   # both right: nothing to learn from the pair
+                     (q, ["3*2=6", "3-2=1"])])  # both wrong
+    scores = {"judge": [Score("judge", v, v > 0.5, "") for v in (0.9, 0.1) * 4]}  # first answer preferred
     reward = rewards(scores, {"judge": 1.0})
     sel = build_pairs(atts, scores, reward, margin=0.5)
-    figures = sample_figures(TASK, atts, scores, reward, sel, pass_k=2, pass_s=1, balance_target=2)
-    assert figures["pair_accuracy"] == 0.5  # P0's pair is right, P1's prefers the wrong answer
-    assert figures["chosen_precision"] == 0.5
+    assert len(sel.pairs) == 4
+    figures = sample_figures(Countdown(), atts, scores, reward, sel, pass_k=2, pass_s=1, balance_target=2)
+    assert figures["pair_accuracy"] == 0.25
+    assert figures["chosen_precision"] == 0.5  # the first and third pairs chose a right answer
     assert "kept_precision" not in figures
