@@ -20,12 +20,10 @@ from selftaught.engine import Run, SilentReporter
 from selftaught.recipe import load_recipe
 
 
-class PrintReporter:
+class PrintReporter(SilentReporter):  # no progress bars: one line per round is the output
     def __init__(self):
         self.start = time.perf_counter()
         self.best = 0
-
-    phase = SilentReporter.phase  # no progress bars: one line per round is the output
 
     def round_done(self, r) -> None:
         self.best = max(self.best, r.reach)

@@ -5,14 +5,18 @@ import random
 import pytest
 import torch
 
+from selftaught.curriculum import EasyToHard
 from selftaught.judge import Score, VerifierJudge
 from selftaught.judge.process_reward import ProcessRewardJudge, step_prefixes
 from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples, verdict_probability
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.monitor import label_precision
 from selftaught.sample.attempts import Attempt
 from selftaught.select import (
     build_groups,
     build_pairs,
+    drop_harder_than,
+    keep_if_all_judges_pass,
     keep_own_agreeing,
     rewards,
     select_rebalanced,
@@ -98,6 +102,35 @@ def test_own_agreeing_keeps_each_members_data_apart():
     scores = {"vote": [Score("vote", 1, ok, "") for ok in (True, True, True, False)]}
     sel = keep_own_agreeing(atts, scores, 2)
     assert [[e.answer for e in mine] for mine in sel.member_examples] == [["7;4", "8"], ["7;4"]]
+
+
+def test_label_precision_matches_each_members_labels_to_their_problems():
+    # member 0 keeps only P1 (right); member 1 keeps P0 (wrong) and P1 (right): 2 of 3 labels right
+    atts = attempts([(P0, ["7;4"]), (P1, ["8"])], member=0) + attempts([(P0, ["9;9"]), (P1, ["8"])], member=1)
+    scores = {"vote": [Score("vote", 1, ok, "") for ok in (False, True, True, True)]}
+    sel = keep_own_agreeing(atts, scores, 2)
+    assert label_precision(TASK, [P0, P1], sel.examples) == pytest.approx(2 / 3)
+
+
+def test_gate_drops_labels_past_the_first_difficulty_it_stops_at():
+    # span 2 above frontier 0: difficulty 1 passes the gate, difficulty 2 fails -> both trained on;
+    # difficulty 1 fails -> difficulty 2's labels come from an untrusted model and are dropped
+    curriculum = EasyToHard(frontier=0, span=2, gate=0.8)
+    assert curriculum.trained_up_to({1: 0.9, 2: 0.5}) == 2
+    assert curriculum.trained_up_to({1: 0.7, 2: 0.9}) == 1
+    assert curriculum.trained_up_to({1: 0.9, 2: 0.9}) == 2
+
+    atts = attempts([(P0, ["7;4", "7;4"]), (P1, ["8"])])  # P0 is difficulty 2, P1 difficulty 1
+    sel = keep_if_all_judges_pass(atts, verify(atts))
+    assert [e.answer for e in sel.examples] == ["7;4", "8"]
+    easy = drop_harder_than(sel, atts, 1)
+    assert [e.answer for e in easy.examples] == ["8"] and easy.kept_problems == [1]
+    assert easy.kept_attempts == [False, False, True]
+    assert all("gate stopped" in r for r in easy.reasons[:2]) and "gate" not in easy.reasons[2]
+    assert drop_harder_than(sel, atts, 2) is sel
+
+    own = keep_own_agreeing(atts, verify(atts), 1)
+    assert [[e.answer for e in m] for m in drop_harder_than(own, atts, 1).member_examples] == [["8"]]
 
 
 def test_revisions():

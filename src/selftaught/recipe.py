@@ -133,7 +133,8 @@ class CurriculumSettings:
     min_difficulty: int = setting(0, "uniform: easiest difficulty (0 = task.seed_min_difficulty)", min=0)
     max_difficulty: int = setting(0, "uniform: hardest difficulty (0 = task.seed_max_difficulty)", min=0)
     problems_per_round: int = setting(4000, "new problems the model labels each round", min=1)
-    span: int = setting(1, "difficulties above the frontier probed in one round", min=1)
+    span: int = setting(1, "difficulties above the frontier probed in one round (labels past the first one "
+                                   "that fails the gate are not trained on)", min=1)
     gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
                           min=0.0, max=1.0)
 

@@ -25,6 +25,9 @@ class Uniform:
     def propose(self, task: Task, rng: random.Random) -> list[Problem]:
         return [task.sample(rng, rng.randint(self.low, self.high)) for _ in range(self.problems_per_round)]
 
+    def trained_up_to(self, keep_rate: dict[int, float]) -> int:
+        return self.high
+
     def update(self, keep_rate: dict[int, float]) -> None:
         pass  # the range is fixed
 

@@ -40,6 +40,7 @@ from selftaught.select import (
     Selection,
     build_groups,
     build_pairs,
+    drop_harder_than,
     keep_if_all_judges_pass,
     keep_own_agreeing,
     rewards,
@@ -267,6 +268,9 @@ class Run:
         per_level = Counter(p.difficulty for p in problems)
         kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
         keep_rate = {d: kept_level[d] / n for d, n in sorted(per_level.items())}
+        if self.recipe.learner.type == "sft":
+            selection = drop_harder_than(selection, attempts, self.curriculum.trained_up_to(keep_rate))
+            kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
         new_data = None
         if self.recipe.learner.type == "sft":
             own = selection.member_examples
@@ -292,8 +296,7 @@ class Run:
         if balance is not None:
             figures |= {"bstar_temperature": balance.temperature, "bstar_threshold": balance.threshold,
                         "bstar_probe_balance": balance.balance}
-        label_problems = [problems[i] for i in selection.kept_problems]
-        precision = label_precision(self.task, label_problems, [e.answer for e in selection.examples]) \
+        precision = label_precision(self.task, problems, selection.examples) \
             if s.turns == 1 else float("nan")
         sampler = f"{s.type} temperature={temperature:g} top_k={s.top_k}" + (f" samples={s.samples}" if s.samples > 1
                                                                                else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from selftaught.judge.filters import Score
 from selftaught.learn.sft import Example
@@ -88,3 +88,22 @@ def keep_own_agreeing(attempts: Sequence[Attempt], scores: dict[str, list[Score]
     ids = sorted({a.problem_id for a, k in zip(attempts, kept) if k})
     examples = [e for mine in own for e in mine]
     return Selection(examples, ids, kept, reasons, rejected_counts(scores), member_examples=own)
+
+
+def drop_harder_than(selection: Selection, attempts: Sequence[Attempt], top: int) -> Selection:
+    """The selection without its examples of problems harder than ``top`` (an easy-to-hard
+    curriculum's gate); their attempts are marked as not used, with the reason."""
+    by_prompt = {a.problem.prompt: a.problem.difficulty for a in attempts}
+    by_id = {a.problem_id: a.problem.difficulty for a in attempts}
+    if max(by_id.values(), default=0) <= top:
+        return selection
+    why = f"; difficulty above {top}, where the gate stopped: not trained on"
+    easy = [a.problem.difficulty <= top for a in attempts]
+    own = selection.member_examples
+    return replace(
+        selection,
+        examples=[e for e in selection.examples if by_prompt[e.prompt] <= top],
+        kept_problems=[i for i in selection.kept_problems if by_id[i] <= top],
+        kept_attempts=[k and ok for k, ok in zip(selection.kept_attempts, easy)],
+        reasons=[r + why if k and not ok else r for r, k, ok in zip(selection.reasons, selection.kept_attempts, easy)],
+        member_examples=None if own is None else [[e for e in mine if by_prompt[e.prompt] <= top] for mine in own])
