@@ -102,6 +102,7 @@ def test_own_agreeing_keeps_each_members_data_apart():
     scores = {"vote": [Score("vote", 1, ok, "") for ok in (True, True, True, False)]}
     sel = keep_own_agreeing(atts, scores, 2)
     assert [[e.answer for e in mine] for mine in sel.member_examples] == [["7;4", "8"], ["7;4"]]
+    assert [(i, e.answer) for i, e in zip(sel.kept_problems, sel.examples)] == [(0, "7;4"), (1, "8"), (0, "7;4")]
 
 
 def test_label_precision_matches_each_members_labels_to_their_problems():

@@ -77,15 +77,17 @@ def keep_own_agreeing(attempts: Sequence[Attempt], scores: dict[str, list[Score]
     (e.g. agree with the vote across members), so the members stay specialised and diverse."""
     kept = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
     own: list[list[Example]] = [[] for _ in range(members)]
+    own_ids: list[list[int]] = [[] for _ in range(members)]
     seen: set[tuple[int, int, str]] = set()
     for a, k in zip(attempts, kept):
         if k and (a.member, a.problem_id, a.text) not in seen:
             seen.add((a.member, a.problem_id, a.text))
             own[a.member].append(Example(a.problem.prompt, a.text))
+            own_ids[a.member].append(a.problem_id)
     reasons = ["passed every judge; kept for its own member" if k else
                "rejected by " + ", ".join(n for n, ss in scores.items() if not ss[i].passed)
                for i, k in enumerate(kept)]
-    ids = sorted({a.problem_id for a, k in zip(attempts, kept) if k})
+    ids = [i for mine in own_ids for i in mine]  # parallel to examples, as in every selection
     examples = [e for mine in own for e in mine]
     return Selection(examples, ids, kept, reasons, rejected_counts(scores), member_examples=own)
 
