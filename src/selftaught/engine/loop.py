@@ -268,11 +268,10 @@ class Run:
         per_level = Counter(p.difficulty for p in problems)
         kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
         keep_rate = {d: kept_level[d] / n for d, n in sorted(per_level.items())}
+        new_data = None
         if self.recipe.learner.type == "sft":
             selection = drop_harder_than(selection, attempts, self.curriculum.trained_up_to(keep_rate))
             kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
-        new_data = None
-        if self.recipe.learner.type == "sft":
             own = selection.member_examples
             for i, mix in enumerate(self.mixes):
                 mix.add(Dataset(own[i] if own is not None else selection.examples, tuple(sorted(kept_level))))
