@@ -27,20 +27,20 @@ class EasyToHard:
         ds = self.difficulties()
         return [task.sample(rng, ds[i % len(ds)]) for i in range(self.problems_per_round)]
 
+    def stopped_at(self, keep_rate: dict[int, float]) -> int | None:
+        """The first probed difficulty whose keep rate is under the gate (None: all passed)."""
+        return next((d for d in self.difficulties() if keep_rate.get(d, 0.0) < self.gate), None)
+
     def trained_up_to(self, keep_rate: dict[int, float]) -> int:
         """The hardest difficulty whose labels may be trained on: the first one the gate stops at.
         Labels past it come from a model not yet trusted one level below, so they are dropped
         (training on them is how ``span`` > 1 collapsed). With ``span`` = 1 nothing is dropped."""
-        for d in self.difficulties():
-            if keep_rate.get(d, 0.0) < self.gate:
-                return d
-        return self.difficulties()[-1]
+        stop = self.stopped_at(keep_rate)
+        return self.difficulties()[-1] if stop is None else stop
 
     def update(self, keep_rate: dict[int, float]) -> None:
-        for d in self.difficulties():
-            if keep_rate.get(d, 0.0) < self.gate:
-                break
-            self.frontier = d
+        stop = self.stopped_at(keep_rate)
+        self.frontier = self.difficulties()[-1] if stop is None else stop - 1
 
     def state_dict(self) -> dict:
         return {"frontier": self.frontier}
