@@ -110,7 +110,8 @@ def test_label_precision_matches_each_members_labels_to_their_problems():
     atts = attempts([(P0, ["7;4"]), (P1, ["8"])], member=0) + attempts([(P0, ["9;9"]), (P1, ["8"])], member=1)
     scores = {"vote": [Score("vote", 1, ok, "") for ok in (False, True, True, True)]}
     sel = keep_own_agreeing(atts, scores, 2)
-    assert label_precision(TASK, [P0, P1], sel.examples) == pytest.approx(2 / 3)
+    labelled = [[P0, P1][i] for i in sel.kept_problems]  # as the loop pairs labels with problems
+    assert label_precision(TASK, labelled, [e.answer for e in sel.examples]) == pytest.approx(2 / 3)
 
 
 def test_gate_drops_labels_past_the_first_difficulty_it_stops_at():

@@ -295,7 +295,8 @@ class Run:
         if balance is not None:
             figures |= {"bstar_temperature": balance.temperature, "bstar_threshold": balance.threshold,
                         "bstar_probe_balance": balance.balance}
-        precision = label_precision(self.task, problems, selection.examples) \
+        label_problems = [problems[i] for i in selection.kept_problems]
+        precision = label_precision(self.task, label_problems, [e.answer for e in selection.examples]) \
             if s.turns == 1 else float("nan")
         sampler = f"{s.type} temperature={temperature:g} top_k={s.top_k}" + (f" samples={s.samples}" if s.samples > 1
                                                                                else "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from selftaught.learn.sft import Example
 from selftaught.models.transformer import Transformer
 from selftaught.sample.attempts import answer
 from selftaught.tasks.base import Problem, Task
@@ -47,11 +46,8 @@ def accuracy_by_difficulty(
     return {d: right[d] / max(1, len(problems[d])) for d in problems}
 
 
-def label_precision(task: Task, problems: Sequence[Problem], examples: Sequence[Example]) -> float:
-    """Share of kept self-labels that are actually right (the error-avalanche audit). Each example
-    is matched to its problem by prompt: a selection's examples need not follow its problems'
-    order (each member of a multiagent run keeps its own)."""
-    if not examples:
+def label_precision(task: Task, problems: Sequence[Problem], labels: Sequence[str]) -> float:
+    """Share of kept self-labels that are actually right (the error-avalanche audit)."""
+    if not labels:
         return float("nan")
-    by_prompt = {p.prompt: p for p in problems}
-    return sum(task.check(by_prompt[e.prompt], e.answer) for e in examples) / len(examples)
+    return sum(task.check(p, t) for p, t in zip(problems, labels)) / len(labels)
