@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from selftaught.learn.sft import IGNORE, Example, collate
 from selftaught.models.transformer import Transformer
-from selftaught.tasks.tokenizer import CharTokenizer
+from selftaught.tasks.tokenizer import PAD, CharTokenizer
 
 
 def token_logps(model: Transformer, tokenizer: CharTokenizer, prompts: Sequence[str], completions: Sequence[str],
@@ -22,6 +22,13 @@ def token_logps(model: Transformer, tokenizer: CharTokenizer, prompts: Sequence[
     device = model.embed.weight.device
     inputs, labels = inputs.to(device), labels.to(device)
     mask = labels != IGNORE
-    logp = F.log_softmax(model(inputs).float() / temperature, dim=-1)
-    picked = logp.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
-    return picked * mask, mask
+    # Sampled completions differ in length far more than curated answers (a wrong one may run to
+    # the length limit), so the per-token layers run on real tokens only, and the head and
+    # softmax only where a completion token is predicted.
+    valid = inputs != PAD
+    features = model.features(inputs, valid=valid)
+    scored = mask[valid]  # completion positions among the real tokens (they are all real)
+    logp = F.log_softmax(model.head(features[scored]).float() / temperature, dim=-1)
+    picked = logp.gather(-1, labels[mask][:, None]).squeeze(-1)
+    out = torch.zeros(mask.shape, dtype=picked.dtype, device=device).masked_scatter(mask, picked)
+    return out, mask
