@@ -2,12 +2,14 @@
 way (fixed seeds). The recipes are the real files under recipes/, with --set overrides."""
 
 import random
+from collections import Counter
 
 import pytest
 
 from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
 from selftaught.recipe import RecipeError, load_recipe
+from selftaught.store import RunStore
 from selftaught.tasks.countdown import Countdown
 from test_loop import _monitoring, grade_in_monitor_only
 
@@ -38,10 +40,44 @@ def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
     assert 0.0 < r.figures["bstar_probe_balance"] <= 1.0
 
 
-def test_grpo_raises_the_reward(tmp_path):
-    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3")
+@pytest.mark.parametrize("feed", [
+    ["learner.on_policy=false", "learner.batch_size=1024"],  # one round's groups, reused for every step
+    # fresh groups each step: 16 problems a step, at a temperature where this tiny model's groups are mixed
+    ["learner.on_policy=true", "curriculum.problems_per_round=640", "sampler.temperature=0.7"],
+])
+def test_grpo_raises_the_reward(tmp_path, feed):
+    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3", *feed)
     assert fig(reports[-1], "sample_accuracy") > fig(reports[1], "sample_accuracy")
     assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
+
+
+def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
+    """Each step samples its own share of the round's problems from the model as it is then; the
+    store keeps every attempt with the step that drew it."""
+    seen = []  # the sum of the sampling model's weights as each step's attempts were drawn
+    recipe = load_recipe(resolve("grpo"), TINY + ["learner.on_policy=true", "learner.steps_per_round=8",
+                                                  "curriculum.problems_per_round=44", "run.rounds=1",
+                                                  "learner.lr=0.001", "sampler.temperature=0.7"])
+    r = Run(recipe, tmp_path / "g")
+    sample = r._attempts
+
+    def watched(members, *args):
+        seen.append(sum(p.sum().item() for p in members[0].parameters()))
+        return sample(members, *args)
+
+    r._attempts = watched
+    reports = r.execute()
+    with RunStore(tmp_path / "g") as store:
+        attempts = store.attempts(1, limit=1000)
+    assert len(attempts) == 44 * 8 == reports[1].made
+    step_of = [int(a["reason"].split()[4].rstrip(";")) for a in attempts]
+    assert Counter(step_of) == {k: 8 * (44 * (k + 1) // 8 - 44 * k // 8) for k in range(8)}  # 5 or 6 problems each
+    assert sorted({a["problem"] for a in attempts}) == list(range(44))
+    assert sum(a["kept"] for a in attempts) == reports[1].kept
+    # the policy moved between two draws exactly when the earlier step had a group to learn from
+    learned = [any(a["kept"] for a, k in zip(attempts, step_of) if k == step) for step in range(8)]
+    assert len(seen) == 8 and sum(learned) >= 4
+    assert [seen[k + 1] != seen[k] for k in range(7)] == learned[:7]
 
 
 def test_multiagent_members_learn_their_own_data(tmp_path):
@@ -103,6 +139,7 @@ def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, m
     (["sampler.turns=2"], ["selector.type", "sampler.turns"]),
     (["monitor.pass_k=16"], ["monitor.pass_k", "sampler.samples"]),
     (["selector.type=\"top-k\"", "sampler.samples=1", "monitor.pass_k=1"], ["sampler.samples"]),
+    (["learner.on_policy=true"], ["learner.on_policy", "learner.type"]),
 ])
 def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
     with pytest.raises(RecipeError) as e:
@@ -110,6 +147,11 @@ def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
     assert "star.toml" in str(e.value)
     for key in keys:
         assert key in str(e.value)
+
+
+def test_on_policy_grpo_needs_a_problem_for_every_step():
+    with pytest.raises(RecipeError, match=r"curriculum.problems_per_round \(30\).*learner.steps_per_round \(48\)"):
+        load_recipe(resolve("grpo"), ["curriculum.problems_per_round=30", "learner.steps_per_round=48"])
 
 
 def test_process_reward_needs_a_task_with_steps(tmp_path):

@@ -89,6 +89,68 @@ def test_killed_and_resumed_run_is_bitwise_identical(reference, tmp_path, kill_a
     assert fingerprint(out) == expected
 
 
+ON_POLICY_GRPO = """
+[run]
+rounds = 2
+seed = 3
+[task]
+name = "countdown"
+seed_min_difficulty = 2
+seed_max_difficulty = 3
+seed_examples = 400
+[model]
+n_layers = 2
+d_model = 64
+n_heads = 4
+d_ff = 128
+max_len = 64
+[sampler]
+type = "temperature"
+samples = 4
+batch_size = 24
+[[judges]]
+type = "verifier"
+[selector]
+type = "groups"
+[learner]
+type = "grpo"
+on_policy = true
+lr = 0.0003
+beta = 0.1
+seed_steps = 150
+seed_lr = 0.003
+seed_batch_size = 64
+steps_per_round = 6
+[curriculum]
+type = "uniform"
+problems_per_round = 30
+[monitor]
+eval_per_difficulty = 8
+eval_ahead = 0
+pass_k = 4
+"""
+
+
+def test_on_policy_grpo_killed_while_it_samples_between_steps_resumes_bitwise(tmp_path):
+    """Here sampling, judging and learning interleave inside one phase; the round still commits whole."""
+    recipe = tmp_path / "grpo.toml"
+    recipe.write_text(ON_POLICY_GRPO)
+    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
+    assert done.returncode == 0, done.stderr
+    expected = fingerprint(tmp_path / "reference")
+    assert expected["final_round"] == 2 and len(expected["attempts"]) == 2 * 30 * 4
+    with RunStore(tmp_path / "reference") as store:  # round 2 learned after the kill point, so resuming matters
+        assert any(int(a["reason"].split()[4].rstrip(";")) >= 3 for a in store.attempts(2, kept=True, limit=200))
+    out = tmp_path / "run"
+    killed = selftaught("run", str(recipe), "--out", str(out), kill_at="learn:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with RunStore(out) as store:
+        assert store.last_round() == 1
+    resumed = selftaught("resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert fingerprint(out) == expected
+
+
 def test_damaged_checkpoint_is_never_loaded_and_from_round_falls_back(reference, tmp_path):
     _, ref_dir, expected = reference
     out = tmp_path / "run"

@@ -121,6 +121,9 @@ class LearnerSettings:
     newest_share: float = setting(0.5, "share of each batch drawn from the newest self-labels", min=0.0, max=1.0)
     beta: float = setting(0.1, "dpo: preference strength; grpo: weight of the KL to the round's start", min=0.0)
     clip: float = setting(0.2, "grpo: clip range of the importance ratio", min=0.0)
+    on_policy: bool = setting(False, "grpo: sample each step's groups from the policy as it is then (the round's "
+                              "problems are shared out across its steps, each used once; batch_size and clip "
+                              "are unused); false: sample once a round and reuse the groups every step")
     sft_weight: float = setting(0.0, "dpo: weight of the chosen answers' log-likelihood added to the DPO loss "
                                 "(RPO)", min=0.0)
 
@@ -257,6 +260,14 @@ def _check_method(recipe: Recipe) -> None:
         if sel.type == selector and lr.type != learner:
             raise RecipeError(f"selector.type = '{selector}' makes {selector} for learner.type = '{learner}' "
                               f"(found learner.type = '{lr.type}')")
+    if lr.on_policy:
+        if lr.type != "grpo":
+            raise RecipeError(f"learner.on_policy = true samples groups for GRPO's steps: set learner.type = 'grpo' "
+                              f"(found '{lr.type}')")
+        if recipe.curriculum.problems_per_round < lr.steps_per_round:
+            raise RecipeError(f"learner.on_policy = true shares curriculum.problems_per_round "
+                              f"({recipe.curriculum.problems_per_round}) out across learner.steps_per_round "
+                              f"({lr.steps_per_round}): each step needs at least one problem")
     if sel.type not in ("all-judges", "own-agreeing") and not judges:
         raise RecipeError(f"selector.type = '{sel.type}' selects by reward: add at least one [[judges]] table")
     if sel.type in ("pairs", "groups", "bstar", "top-k") and s.samples < 2:

@@ -8,11 +8,12 @@ would have.
 
 from __future__ import annotations
 
+import copy
 import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from selftaught.judge import JudgeContext, Score, build_judge
 from selftaught.judge.self_verdict import verdict_examples, verdict_steps
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, make_optimizer, sft_steps
 from selftaught.learn.dpo import dpo_steps
-from selftaught.learn.grpo import grpo_steps
+from selftaught.learn.grpo import grpo_fresh_steps, grpo_steps
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
 from selftaught.monitor.measures import correction_transitions
@@ -49,6 +50,7 @@ from selftaught.select import (
     select_top_k,
 )
 from selftaught.select.balance import BalanceChoice, choose
+from selftaught.select.consensus import rejected_counts
 from selftaught.select.revision import select_revisions
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
@@ -251,19 +253,23 @@ class Run:
             temperature, threshold = balance.temperature, balance.threshold
             phases["balance"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        attempts = self._sample(round_, problems, temperature, on_sample=True)
-        first_scores = None
-        if s.turns == 2:
-            first_scores = self._judge(attempts)
-            attempts = self._revise(round_, attempts, temperature)
-        phases["sample"] = time.perf_counter() - tick
+        first_scores, steps = None, None
+        if self.recipe.learner.on_policy:  # sample, judge, select and learn step by step
+            attempts, scores, selection, steps = self._learn_on_policy(round_, problems, temperature, phases)
+            reward = rewards(scores, self.weights)
+        else:
+            tick = time.perf_counter()
+            attempts = self._sample(round_, problems, temperature, on_sample=True)
+            if s.turns == 2:
+                first_scores = self._judge(attempts)
+                attempts = self._revise(round_, attempts, temperature)
+            phases["sample"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        scores = self._judge(attempts)
-        reward = rewards(scores, self.weights)
-        selection = self._select(attempts, scores, reward, threshold, first_scores)
-        phases["judge"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            scores = self._judge(attempts)
+            reward = rewards(scores, self.weights)
+            selection = self._select(attempts, scores, reward, threshold, first_scores)
+            phases["judge"] = time.perf_counter() - tick
 
         per_level = Counter(p.difficulty for p in problems)
         kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
@@ -280,8 +286,9 @@ class Run:
             else:  # each member's own data, tagged with the member
                 new_data = Dataset([Example(e.prompt, e.answer, m) for m, mine in enumerate(own) for e in mine],
                                    tuple(sorted(kept_level)))
-        trains = bool(selection.examples or selection.pairs or selection.groups)
-        steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
+        if steps is None:
+            trains = bool(selection.examples or selection.pairs or selection.groups)
+            steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
         verdict = self._train_verdict(round_, phases)
         self.curriculum.update(keep_rate)
 
@@ -319,19 +326,26 @@ class Run:
         return 0.0 if s.type == "greedy" else s.temperature
 
     def _sample(self, round_: int, problems: list, temperature: float, on_sample: bool = False) -> list[Attempt]:
-        s = self.recipe.sampler
-        with_equivalents = any(j.type == "consistency" for j in self.recipe.judges)
-        n = len(self.members) * s.samples * sum(1 + (len(self.task.equivalents(p)) if with_equivalents else 0)
-                                                for p in problems)
+        n = len(self.members) * self.recipe.sampler.samples * sum(
+            1 + (len(self.task.equivalents(p)) if self._with_equivalents else 0) for p in problems)
         with self.reporter.phase(round_, "sample", n) as bar:
             def sampled(k: int) -> None:
                 bar.advance(k)
                 if on_sample:
                     faults.point("sample", round_)
 
-            return sample_attempts(self.members, self.tokenizer, self.task, problems, samples=s.samples,
-                                   equivalents=with_equivalents, temperature=temperature, top_k=s.top_k,
-                                   batch_size=s.batch_size, generator=self.generator, on_batch=sampled)
+            return self._attempts(self.members, problems, temperature, sampled)
+
+    @property
+    def _with_equivalents(self) -> bool:
+        return any(j.type == "consistency" for j in self.recipe.judges)
+
+    def _attempts(self, members: list[Transformer], problems: list, temperature: float,
+                  on_batch: Callable[[int], None] | None = None) -> list[Attempt]:
+        s = self.recipe.sampler
+        return sample_attempts(members, self.tokenizer, self.task, problems, samples=s.samples,
+                               equivalents=self._with_equivalents, temperature=temperature, top_k=s.top_k,
+                               batch_size=s.batch_size, generator=self.generator, on_batch=on_batch)
 
     def _revise(self, round_: int, attempts: list[Attempt], temperature: float) -> list[Attempt]:
         s = self.recipe.sampler
@@ -408,6 +422,57 @@ class Run:
                 losses += [(i, s, v) for s, v in enumerate(step_losses)]
         phases["learn"] = time.perf_counter() - tick
         return losses
+
+    def _learn_on_policy(self, round_: int, problems: list, temperature: float, phases: dict[str, float]
+                         ) -> tuple[list[Attempt], dict[str, list[Score]], Selection, list[tuple[int, int, float]]]:
+        """GRPO on fresh groups: the round's problems are shared out across its steps, and each step
+        samples its share from the member as it is then, judges the attempts, and steps once on
+        their groups. Returns the round's attempts (ordered by member, problem, sample, as
+        ``_sample`` orders them), their scores, the merged selection and the step losses."""
+        lr = self.recipe.learner
+        n = lr.steps_per_round
+        bounds = [len(problems) * k // n for k in range(n + 1)]
+        attempts: list[Attempt] = []
+        scores: dict[str, list[Score]] = {j.name: [] for j in self.judges}
+        parts: list[tuple[int, Selection]] = []
+        losses: list[tuple[int, int, float]] = []
+        clock: Counter[str] = Counter()
+        with self.reporter.phase(round_, "learn", n * len(self.members)) as bar:
+            def stepped(step: int, loss: float) -> None:
+                bar.advance()
+                if step == n // 2:
+                    faults.point("learn", round_)
+
+            for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
+                reference = copy.deepcopy(model).eval() if lr.beta else None  # the KL's anchor: the round's start
+
+                def draw(step: int, i: int = i, model: Transformer = model) -> tuple[list, int]:
+                    share = problems[bounds[step]:bounds[step + 1]]
+                    tick = time.perf_counter()
+                    model.eval()
+                    got = [replace(a, problem_id=bounds[step] + a.problem_id, member=i)
+                           for a in self._attempts([model], share, temperature,
+                                                   lambda k: faults.point("sample", round_))]
+                    model.train()
+                    clock["sample"] += time.perf_counter() - tick
+                    tick = time.perf_counter()
+                    judged = self._judge(got)
+                    selection = build_groups(got, judged, rewards(judged, self.weights))
+                    clock["judge"] += time.perf_counter() - tick
+                    attempts.extend(got)
+                    for name, ss in judged.items():
+                        scores[name].extend(ss)
+                    parts.append((step, selection))
+                    return selection.groups, len(share)
+
+                tick = time.perf_counter()
+                step_losses = grpo_fresh_steps(model, opt, self.tokenizer, draw, n, self.sft, temperature, lr.beta,
+                                               reference, on_step=stepped)
+                clock["learn"] += time.perf_counter() - tick
+                losses += [(i, k, v) for k, v in enumerate(step_losses)]
+        clock["learn"] -= clock["sample"] + clock["judge"]
+        phases |= clock
+        return attempts, scores, _merge(parts, scores), losses
 
     def _train_verdict(self, round_: int, phases: dict[str, float]) -> dict[str, float]:
         """Teach each member to judge its own attempts: it attempts labelled seed problems and learns
@@ -507,6 +572,15 @@ class Run:
         report.attempts, report.step_losses, report.training_data = [], [], None
         self.reports.append(report)
         self.reporter.round_done(report)
+
+
+def _merge(parts: list[tuple[int, Selection]], scores: dict[str, list[Score]]) -> Selection:
+    """One selection from the steps' selections, in the order their attempts were made; each reason
+    says which step's policy made the attempt."""
+    return Selection([], [pid for _, p in parts for pid in p.kept_problems],
+                     [k for _, p in parts for k in p.kept_attempts],
+                     [f"sampled for learn step {step}; {why}" for step, p in parts for why in p.reasons],
+                     rejected_counts(scores), groups=[g for _, p in parts for g in p.groups])
 
 
 def _stored(e: Example) -> tuple:

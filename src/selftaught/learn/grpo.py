@@ -1,6 +1,10 @@
 """Group relative policy optimisation (DeepSeekMath): rewards normalised within each prompt's group
 of samples, a clipped importance ratio against the policy that drew the samples, and an optional
-KL penalty to a reference (here the model as the round began, which also drew the samples)."""
+KL penalty to a reference (the model as the round began).
+
+Two ways to feed it: ``grpo_steps`` reuses one round's groups for every step (sampled once, so the
+ratio and its clip matter); ``grpo_fresh_steps`` samples each step's groups from the policy as it is
+then, uses them once, and so never trains on stale samples."""
 
 from __future__ import annotations
 
@@ -43,9 +47,7 @@ def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: 
     """``steps`` optimizer steps, each on whole groups drawn from this round's samples."""
     if not groups:
         return []
-    prompts = [g.prompt for g in groups for _ in g.completions]
-    completions = [c for g in groups for c in g.completions]
-    advantages = torch.cat([group_advantages(torch.tensor([g.rewards], dtype=torch.float32))[0] for g in groups])
+    prompts, completions, advantages = flatten(groups)
     start = [0]
     for g in groups:
         start.append(start[-1] + len(g.completions))
@@ -64,6 +66,39 @@ def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: 
         return loss.item()
 
     return optimizer_steps(model, optimizer, steps, settings, one_step, "GRPO loss", on_step)
+
+
+def grpo_fresh_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer,
+                     draw: Callable[[int], tuple[Sequence[Group], int]], steps: int, settings: SFTSettings,
+                     temperature: float, beta: float, reference: Transformer | None,
+                     on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """``steps`` optimizer steps, each on the groups ``draw(step)`` samples from the model as it is
+    then; ``draw`` also returns how many problems it sampled. The ratio is 1 (its gradient is the
+    policy gradient; the clip never acts). Groups whose rewards are all equal are not drawn but
+    count in the mean, so a step's size does not grow as fewer of its groups are mixed."""
+    def one_step(step: int) -> float:
+        groups, drawn = draw(step)
+        if not groups:
+            return 0.0
+        prompts, completions, advantages = flatten(groups)
+        logps, mask = token_logps(model, tokenizer, prompts, completions, temperature)
+        ref = None
+        if beta:
+            with torch.no_grad():
+                ref, _ = token_logps(reference, tokenizer, prompts, completions, temperature)
+        loss = grpo_loss(logps, logps.detach(), ref, advantages, mask, beta=beta) * (len(groups) / drawn)
+        loss.backward()
+        return loss.item()
+
+    return optimizer_steps(model, optimizer, steps, settings, one_step, "GRPO loss", on_step)
+
+
+def flatten(groups: Sequence[Group]) -> tuple[list[str], list[str], torch.Tensor]:
+    """Prompts, completions and group-normalised advantages, one per completion."""
+    prompts = [g.prompt for g in groups for _ in g.completions]
+    completions = [c for g in groups for c in g.completions]
+    advantages = torch.cat([group_advantages(torch.tensor([g.rewards], dtype=torch.float32))[0] for g in groups])
+    return prompts, completions, advantages
 
 
 def _fit(x: torch.Tensor, width: int) -> torch.Tensor:
