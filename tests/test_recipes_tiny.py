@@ -46,7 +46,8 @@ def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
     ["learner.on_policy=true", "curriculum.problems_per_round=640", "sampler.temperature=0.7"],
 ])
 def test_grpo_raises_the_reward(tmp_path, feed):
-    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3", *feed)
+    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3", "sampler.samples=8",
+                  "monitor.pass_k=8", *feed)
     assert fig(reports[-1], "sample_accuracy") > fig(reports[1], "sample_accuracy")
     assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
 
@@ -55,9 +56,9 @@ def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
     """Each step samples its own share of the round's problems from the model as it is then; the
     store keeps every attempt with the step that drew it."""
     seen = []  # the sum of the sampling model's weights as each step's attempts were drawn
-    recipe = load_recipe(resolve("grpo"), TINY + ["learner.on_policy=true", "learner.steps_per_round=8",
-                                                  "curriculum.problems_per_round=44", "run.rounds=1",
-                                                  "learner.lr=0.001", "sampler.temperature=0.7"])
+    recipe = load_recipe(resolve("grpo"), TINY + ["sampler.samples=8", "monitor.pass_k=8", "sampler.temperature=0.7",
+                                                  "learner.steps_per_round=8", "curriculum.problems_per_round=44",
+                                                  "run.rounds=1", "learner.lr=0.001"])
     r = Run(recipe, tmp_path / "g")
     sample = r._attempts
 
@@ -152,6 +153,8 @@ def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
 def test_on_policy_grpo_needs_a_problem_for_every_step():
     with pytest.raises(RecipeError, match=r"curriculum.problems_per_round \(30\).*learner.steps_per_round \(48\)"):
         load_recipe(resolve("grpo"), ["curriculum.problems_per_round=30", "learner.steps_per_round=48"])
+    with pytest.raises(RecipeError, match=r"learner.steps_per_round >= 1"):
+        load_recipe(resolve("grpo"), ["learner.steps_per_round=0"])
 
 
 def test_process_reward_needs_a_task_with_steps(tmp_path):

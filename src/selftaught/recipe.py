@@ -264,6 +264,9 @@ def _check_method(recipe: Recipe) -> None:
         if lr.type != "grpo":
             raise RecipeError(f"learner.on_policy = true samples groups for GRPO's steps: set learner.type = 'grpo' "
                               f"(found '{lr.type}')")
+        if lr.steps_per_round < 1:
+            raise RecipeError("learner.on_policy = true samples a round's attempts at its steps: set "
+                              "learner.steps_per_round >= 1 (found 0)")
         if recipe.curriculum.problems_per_round < lr.steps_per_round:
             raise RecipeError(f"learner.on_policy = true shares curriculum.problems_per_round "
                               f"({recipe.curriculum.problems_per_round}) out across learner.steps_per_round "

@@ -74,8 +74,8 @@ def grpo_fresh_steps(model: Transformer, optimizer: torch.optim.Optimizer, token
                      on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """``steps`` optimizer steps, each on the groups ``draw(step)`` samples from the model as it is
     then; ``draw`` also returns how many problems it sampled. The ratio is 1 (its gradient is the
-    policy gradient; the clip never acts). Groups whose rewards are all equal are not drawn but
-    count in the mean, so a step's size does not grow as fewer of its groups are mixed."""
+    policy gradient; the clip never acts). Groups whose rewards are all equal are left out of the
+    groups but counted in ``drawn``, so a step's size does not grow as fewer of them are mixed."""
     def one_step(step: int) -> float:
         groups, drawn = draw(step)
         if not groups:
