@@ -253,8 +253,8 @@ class Run:
             temperature, threshold = balance.temperature, balance.threshold
             phases["balance"] = time.perf_counter() - tick
 
-        first_scores, steps = None, None
-        if self.recipe.learner.on_policy:  # sample, judge, select and learn step by step
+        first_scores, on_policy = None, self.recipe.learner.on_policy
+        if on_policy:  # sample, judge, select and learn step by step
             attempts, scores, selection, steps = self._learn_on_policy(round_, problems, temperature, phases)
             reward = rewards(scores, self.weights)
         else:
@@ -286,7 +286,7 @@ class Run:
             else:  # each member's own data, tagged with the member
                 new_data = Dataset([Example(e.prompt, e.answer, m) for m, mine in enumerate(own) for e in mine],
                                    tuple(sorted(kept_level)))
-        if steps is None:
+        if not on_policy:
             trains = bool(selection.examples or selection.pairs or selection.groups)
             steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
         verdict = self._train_verdict(round_, phases)
@@ -457,7 +457,8 @@ class Run:
                     clock["sample"] += time.perf_counter() - tick
                     tick = time.perf_counter()
                     judged = self._judge(got)
-                    selection = build_groups(got, judged, rewards(judged, self.weights))
+                    selection = self._select(got, judged, rewards(judged, self.weights),
+                                             self.recipe.selector.threshold, None)
                     clock["judge"] += time.perf_counter() - tick
                     attempts.extend(got)
                     for name, ss in judged.items():
