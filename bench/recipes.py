@@ -29,7 +29,8 @@ COMMON = ["pass@1", "sample_accuracy", "pass@k", "distinct_answers", "kept_preci
 EXTRA = {
     "bstar": ["bstar_temperature", "bstar_threshold", "balance", "exploration", "exploitation"],
     "star": ["balance", "exploration", "exploitation"],
-    "self-rewarding": ["judge_auroc/self-verdict", "verdict_ece", "gv_gap/self-verdict", "pair_accuracy"],
+    "self-rewarding": ["judge_auroc/self-verdict", "verdict_ece", "gv_gap/self-verdict", "judge_auroc/self-certainty",
+                       "pair_accuracy", "chosen_precision"],
     "self-correct": ["pass@1_turn2", "delta_wrong_to_right", "delta_right_to_wrong"],
     "multiagent": ["cross_member_distinct"],
 }

@@ -74,6 +74,20 @@ def test_bad_combination(tmp_path):
         load_recipe(write(tmp_path, "[model]\nd_model = 30\nn_heads = 4\n"))
 
 
+@pytest.mark.parametrize("text, message", [
+    ("difficulty_weights = [1.0, 3.0, 1.0]", r"3 weights for the 2 difficulties 2..3"),
+    ("difficulty_weights = [-1.0, 3.0]", r">= 0 and not all 0"),
+    ("difficulty_weights = [0.0, 0.0]", r">= 0 and not all 0"),
+    ('type = "easy-to-hard"\ndifficulty_weights = [1.0, 3.0]', r"curriculum.type = 'uniform'"),
+])
+def test_difficulty_weights_must_fit_the_range(tmp_path, text, message):
+    path = write(tmp_path, f"[task]\nseed_min_difficulty = 2\nseed_max_difficulty = 3\n[curriculum]\n"
+                           f"type = \"uniform\"\n{text}\n".replace('type = "uniform"\ntype', "type"))
+    with pytest.raises(RecipeError, match=message) as e:
+        load_recipe(path)
+    assert str(path) in str(e.value) and "curriculum.difficulty_weights" in str(e.value)
+
+
 def test_missing_file_and_bad_toml(tmp_path):
     with pytest.raises(RecipeError, match="not found"):
         load_recipe(tmp_path / "nope.toml")

@@ -47,7 +47,7 @@ def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
 ])
 def test_grpo_raises_the_reward(tmp_path, feed):
     reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3", "sampler.samples=8",
-                  "monitor.pass_k=8", *feed)
+                  "monitor.pass_k=8", "curriculum.difficulty_weights=[]", *feed)  # difficulties alike
     assert fig(reports[-1], "sample_accuracy") > fig(reports[1], "sample_accuracy")
     assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
 
@@ -114,12 +114,15 @@ class GuardedCountdown(Countdown):
 
 def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, monkeypatch):
     grade_in_monitor_only(monkeypatch)
+    # a tiny model learns its verdict from scratch in one round only at the seed round's rate, and
+    # is seldom sure enough of an answer for the recipe's 0.9 gate
     recipe = load_recipe(resolve("self-rewarding"), TINY + ['task.name="test_recipes_tiny:GuardedCountdown"',
-                                                            "run.rounds=1", "learner.seed_steps=400"])
+                                                            "run.rounds=1", "learner.seed_steps=400",
+                                                            "judges.0.lr=0.001", "judges.0.threshold=0.5"])
     r = Run(recipe, tmp_path / "sr")
     GuardedCountdown.labelled = {p.prompt for p in r.seed_problems()}
     reports = r.execute()
-    assert reports[1].kept > 0  # pairs were built from the model's own verdicts
+    assert reports[1].kept > 0  # pairs were built from the model's own judgements
     # the verdict, taught on seed problems only, learned (log 2 = 0.69 is chance) and tells the
     # round's right attempts from wrong ones (an untaught verdict scores about 0.5)
     assert fig(reports[0], "verdict_loss") < 0.5

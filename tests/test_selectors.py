@@ -1,15 +1,19 @@
 """Judges and selectors on small hand-made cases with known answers."""
 
+import math
 import random
 
 import pytest
 import torch
 
 from selftaught.curriculum import EasyToHard
+from selftaught.curriculum.uniform import Uniform
 from selftaught.judge import Score, VerifierJudge
 from selftaught.judge.process_reward import ProcessRewardJudge, step_prefixes
+from selftaught.judge.self_certainty import SelfCertaintyJudge
 from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples, verdict_probability
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.generate import score as sequence_logp
 from selftaught.monitor import label_precision
 from selftaught.sample.attempts import Attempt
 from selftaught.select import (
@@ -26,7 +30,7 @@ from selftaught.select import (
 from selftaught.select.balance import balance_at, choose
 from selftaught.select.revision import select_revisions
 from selftaught.tasks import Countdown, ModularChain, Problem
-from selftaught.tasks.tokenizer import tokenizer_for
+from selftaught.tasks.tokenizer import EOS, tokenizer_for
 
 TASK = ModularChain()
 P0 = Problem("3+4*2=", 2, (3, (("+", 4), ("*", 2))))  # 7;4
@@ -95,6 +99,22 @@ def test_pairs_and_groups():
     assert len(groups.groups) == 1 and groups.groups[0].rewards == [1.0, 0.0, 1.0]
 
 
+def test_a_pair_chooses_only_an_answer_every_judge_passes():
+    atts = attempts([(P0, ["7;4", "7;5", "1;4"]), (P1, ["8", "3"])])
+    # a gate judge (passes 7;5, 1;4 and 8) beside a ranking judge (prefers 7;4, then 1;4, and 3)
+    gate = [Score("gate", 0.0, ok, "") for ok in (False, True, True, True, False)]
+    rank = [Score("rank", v, True, "") for v in (0.9, 0.1, 0.6, 0.2, 0.8)]
+    scores = {"gate": gate, "rank": rank}
+    reward = rewards(scores, {"gate": 0.0, "rank": 1.0})
+    sel = build_pairs(atts, scores, reward, margin=0.3)
+    # P0: 7;4 ranks best but fails the gate, so 1;4 (the best that passes) is chosen against 7;5.
+    # P1: 8 passes but ranks below 3: no pair (chosen must outrank rejected by the margin).
+    assert [(p.chosen, p.rejected) for p in sel.pairs] == [("1;4", "7;5")]
+    assert sel.kept_attempts == [False, True, True, False, False]
+    nobody = build_pairs(atts, {"gate": [Score("gate", 0.0, False, "")] * 5, "rank": rank}, reward, margin=0.3)
+    assert nobody.pairs == [] and "passes every judge" in nobody.reasons[0]
+
+
 def test_own_agreeing_keeps_each_members_data_apart():
     a0 = attempts([(P0, ["7;4"]), (P1, ["8"])], member=0)
     a1 = attempts([(P0, ["7;4"]), (P1, ["3"])], member=1)
@@ -133,6 +153,15 @@ def test_gate_drops_labels_past_the_first_difficulty_it_stops_at():
 
     own = keep_own_agreeing(atts, verify(atts), 1)
     assert [[e.answer for e in m] for m in drop_harder_than(own, atts, 1).member_examples] == [["8"]]
+
+
+def test_uniform_curriculum_draws_difficulties_in_proportion_to_their_weights():
+    task = Countdown()
+    levels = [p.difficulty for p in Uniform(2, 4, 3000, (1.0, 0.0, 3.0)).propose(task, random.Random(0))]
+    assert set(levels) == {2, 4}  # a weight of 0 is never drawn
+    assert levels.count(4) / len(levels) == pytest.approx(0.75, abs=0.03)
+    plain = [p.difficulty for p in Uniform(2, 4, 3000).propose(task, random.Random(0))]
+    assert all(abs(plain.count(d) / 3000 - 1 / 3) < 0.03 for d in (2, 3, 4))
 
 
 def test_revisions():
@@ -223,6 +252,22 @@ def test_verdict_probability_is_the_full_models_yes_against_no():
         expected.append(torch.softmax(logits[[yes, no]], -1)[0].item())
     assert verdict_probability(model, tok, texts) == pytest.approx(expected, abs=1e-6)
     assert max(expected) - min(expected) > 0.02  # the texts are told apart: not a constant
+
+
+def test_self_certainty_is_the_answers_geometric_mean_probability():
+    model, tok = _tiny(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    atts = attempts([(P0, ["7;4", "1;48"]), (P1, ["8"])])
+    # independently: the full forward pass's summed log-probability of answer + EOS, over its length
+    expected = [math.exp(sequence_logp(model, [tok.encode(a.problem.prompt)], [tok.encode(a.text) + [EOS]])[0]
+                         / (len(a.text) + 1)) for a in atts]
+    low, mid, _ = sorted(expected)
+    s = SelfCertaintyJudge([model], tok, threshold=(low + mid) / 2).score(TASK, atts)
+    assert [x.value for x in s] == pytest.approx(expected, abs=1e-6)
+    assert max(expected) > 1.1 * min(expected)  # not a constant
+    assert [x.passed for x in s] == [v > low for v in expected]
 
 
 def test_round_figures_grade_preference_pairs():

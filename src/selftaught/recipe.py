@@ -66,19 +66,23 @@ class SamplerSettings:
 
 @dataclass
 class JudgeSettings:
-    type: Literal["length", "consistency", "majority-vote", "verifier", "self-verdict", "process-reward"] = setting(
+    type: Literal["length", "consistency", "majority-vote", "verifier", "self-verdict", "self-certainty",
+                  "process-reward"] = setting(
         "length", "length: answer has the length the prompt implies; consistency: equivalent phrasings "
         "get the same answer; majority-vote: attempts (all members and samples) agree; verifier: the task's "
-        "checker (ground truth); self-verdict: the model's own Y/N verdict; process-reward: weakest step's "
-        "share of successful rollouts (ground truth)")
+        "checker (ground truth); self-verdict: the model's own Y/N verdict; self-certainty: the model's "
+        "geometric-mean probability of its answer; process-reward: weakest step's share of successful rollouts "
+        "(ground truth)")
     min_agreement: float = setting(0.5, "majority-vote: share of the votes the kept answer needs", min=0.0, max=1.0)
     weight: float = setting(1.0, "weight of this judge's value in an attempt's reward")
-    threshold: float = setting(0.5, "self-verdict, process-reward: value an attempt needs to pass", min=0.0, max=1.0)
+    threshold: float = setting(0.5, "self-verdict, self-certainty, process-reward: value an attempt needs to pass",
+                               min=0.0, max=1.0)
     rollouts: int = setting(4, "process-reward: completions sampled from each step's prefix", min=1)
     rollout_temperature: float = setting(1.0, "process-reward: temperature of the rollouts", min=0.0)
     train_problems: int = setting(256, "self-verdict: labelled seed problems attempted each round to train the "
                                   "verdict on", min=1)
     train_steps: int = setting(100, "self-verdict: verdict training steps each round", min=0)
+    lr: float = setting(0.0, "self-verdict: peak learning rate of verdict training (0 = learner.seed_lr)", min=0.0)
 
 
 @dataclass
@@ -136,6 +140,8 @@ class CurriculumSettings:
     min_difficulty: int = setting(0, "uniform: easiest difficulty (0 = task.seed_min_difficulty)", min=0)
     max_difficulty: int = setting(0, "uniform: hardest difficulty (0 = task.seed_max_difficulty)", min=0)
     problems_per_round: int = setting(4000, "new problems the model labels each round", min=1)
+    difficulty_weights: list[float] = setting([], "uniform: relative share of each difficulty from the easiest "
+                                              "to the hardest (empty = equal)")
     span: int = setting(1, "difficulties above the frontier probed in one round (labels past the first one "
                                    "that fails the gate are not trained on)", min=1)
     gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
@@ -218,7 +224,7 @@ def _build(cls: type, table: Any, where: str) -> Any:
             if is_dataclass(item):
                 kwargs[key] = [_build(item, v, f"{at}[{i}]") for i, v in enumerate(value)]
             else:
-                if not value:
+                if not value and f.default_factory():  # empty only where the default is
                     raise RecipeError(f"{at}: expected a non-empty array")
                 kwargs[key] = [_convert(v, item, f"{at}[{i}]") for i, v in enumerate(value)]
         else:
@@ -293,6 +299,18 @@ def _check_method(recipe: Recipe) -> None:
     if c.type == "uniform" and c.min_difficulty and c.max_difficulty and c.min_difficulty > c.max_difficulty:
         raise RecipeError(f"curriculum.min_difficulty ({c.min_difficulty}) exceeds curriculum.max_difficulty "
                           f"({c.max_difficulty})")
+    if c.difficulty_weights:
+        if c.type != "uniform":
+            raise RecipeError(f"curriculum.difficulty_weights weighs a fixed range: set curriculum.type = 'uniform' "
+                              f"(found '{c.type}')")
+        low = c.min_difficulty or recipe.task.seed_min_difficulty
+        high = c.max_difficulty or recipe.task.seed_max_difficulty
+        if len(c.difficulty_weights) != high - low + 1:
+            raise RecipeError(f"curriculum.difficulty_weights has {len(c.difficulty_weights)} weights for the "
+                              f"{high - low + 1} difficulties {low}..{high}: give one for each")
+        if min(c.difficulty_weights) < 0 or not sum(c.difficulty_weights) > 0:
+            raise RecipeError(f"curriculum.difficulty_weights must be >= 0 and not all 0 "
+                              f"(found {c.difficulty_weights})")
 
 
 def parse_value(text: str) -> Any:

@@ -14,6 +14,9 @@ class Uniform:
     low: int
     high: int
     problems_per_round: int = 1000
+    # relative share of each difficulty from low to high; empty: all alike. Problems a model already
+    # solves every time teach GRPO nothing (their groups are all right), so weight the others.
+    weights: tuple[float, ...] = ()
 
     @property
     def frontier(self) -> int:
@@ -23,6 +26,9 @@ class Uniform:
         return list(range(self.low, self.high + 1))
 
     def propose(self, task: Task, rng: random.Random) -> list[Problem]:
+        if self.weights:
+            levels = rng.choices(self.difficulties(), self.weights, k=self.problems_per_round)
+            return [task.sample(rng, d) for d in levels]
         return [task.sample(rng, rng.randint(self.low, self.high)) for _ in range(self.problems_per_round)]
 
     def trained_up_to(self, keep_rate: dict[int, float]) -> int:

@@ -139,7 +139,8 @@ class Run:
         c, t = recipe.curriculum, recipe.task
         if c.type == "uniform":
             self.curriculum = Uniform(c.min_difficulty or t.seed_min_difficulty,
-                                      c.max_difficulty or t.seed_max_difficulty, c.problems_per_round)
+                                      c.max_difficulty or t.seed_max_difficulty, c.problems_per_round,
+                                      tuple(c.difficulty_weights))
         else:
             self.curriculum = EasyToHard(t.seed_max_difficulty, c.problems_per_round, c.span, c.gate)
         context = JudgeContext(self.members, self.tokenizer, recipe.sampler.batch_size, self.generator)
@@ -491,6 +492,7 @@ class Run:
         attempts = sample_attempts(self.members, self.tokenizer, self.task, problems, samples=max(1, s.samples),
                                    equivalents=False, temperature=temperature, top_k=s.top_k,
                                    batch_size=s.batch_size, generator=self.generator)
+        settings = replace(self.seed_sft, lr=v.lr) if v.lr else self.seed_sft
         losses = []
         with self.reporter.phase(round_, "verdict", v.train_steps * len(self.members)) as bar:
             for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
@@ -498,7 +500,7 @@ class Run:
                 anchor = [Example(p.prompt, t) for p, t in zip(problems, own)]
                 losses.append(verdict_steps(model, opt, self.tokenizer,
                                             verdict_examples(self.task, [a for a in attempts if a.member == i]),
-                                            anchor, v.train_steps, self.seed_sft, rng,
+                                            anchor, v.train_steps, settings, rng,
                                             on_step=lambda step, loss: bar.advance()))
         phases["verdict"] = time.perf_counter() - tick
         return {"verdict_loss": _tail_mean([(0, k, x) for k, x in enumerate(losses[0])])}

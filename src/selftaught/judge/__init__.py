@@ -9,13 +9,14 @@ import torch
 
 from selftaught.judge.filters import ConsistencyJudge, Judge, LengthJudge, MajorityVoteJudge, Score
 from selftaught.judge.process_reward import ProcessRewardJudge
+from selftaught.judge.self_certainty import SelfCertaintyJudge
 from selftaught.judge.self_verdict import SelfVerdictJudge
 from selftaught.judge.verifier import VerifierJudge
 from selftaught.models.transformer import Transformer
 from selftaught.tasks.tokenizer import CharTokenizer
 
 __all__ = ["ConsistencyJudge", "Judge", "JudgeContext", "LengthJudge", "MajorityVoteJudge", "ProcessRewardJudge",
-           "Score", "SelfVerdictJudge", "VerifierJudge", "build_judge"]
+           "Score", "SelfCertaintyJudge", "SelfVerdictJudge", "VerifierJudge", "build_judge"]
 
 
 @dataclass
@@ -42,6 +43,8 @@ def build_judge(settings, context: JudgeContext | None = None) -> Judge:
         raise ValueError(f"judge {kind!r} consults the models: it needs a JudgeContext")
     if kind == "self-verdict":
         return SelfVerdictJudge(context.members, context.tokenizer, settings.threshold, context.batch_size)
+    if kind == "self-certainty":
+        return SelfCertaintyJudge(context.members, context.tokenizer, settings.threshold, context.batch_size)
     if kind == "process-reward":
         return ProcessRewardJudge(context.members, context.tokenizer, settings.rollouts, settings.threshold,
                                   settings.rollout_temperature, context.batch_size, context.generator)

@@ -86,13 +86,20 @@ def select_rebalanced(attempts: Sequence[Attempt], scores: dict[str, list[Score]
 
 def build_pairs(attempts: Sequence[Attempt], scores: dict[str, list[Score]], reward: Sequence[float],
                 margin: float) -> Selection:
-    """Per query, the highest-reward answer (chosen) against the lowest (rejected), when they
-    differ by at least ``margin`` and are different texts (ties dropped, as Self-Rewarding does)."""
+    """Per query, the highest-reward answer that every judge passes (chosen) against the lowest
+    (rejected), when they differ by at least ``margin`` and are different texts (ties dropped, as
+    Self-Rewarding does). A query none of whose answers passes makes no pair: the best of wrong
+    answers is still wrong, and DPO would teach it."""
     pairs, ids, kept = [], [], [False] * len(attempts)
     reasons = ["not the best or worst answer of its query"] * len(attempts)
+    passed = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
     for (pid, _), idx in sorted(by_query(attempts).items()):
-        best = max(idx, key=lambda i: reward[i])
         worst = min(idx, key=lambda i: reward[i])
+        if not any(passed[i] for i in idx):
+            for i in idx:
+                reasons[i] = "no answer of its query passes every judge: no pair"
+            continue
+        best = max((i for i in idx if passed[i]), key=lambda i: reward[i])
         gap = reward[best] - reward[worst]
         if gap < margin or attempts[best].text == attempts[worst].text:
             for i in (best, worst):
