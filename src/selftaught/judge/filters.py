@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,19 @@ class Judge(Protocol):
     uses_ground_truth: bool  # monitoring says so; recipes that must not use it are checked against it
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]: ...
+
+
+def each_members_own(members: Sequence, attempts: Sequence[Attempt],
+                     values: Callable[[object, list[Attempt]], list[float]]) -> list[float]:
+    """A value for every attempt from the member that made it: ``values(model, its attempts)``.
+    (Judges that consult the models judge each one's attempts with that model only.)"""
+    out = [0.0] * len(attempts)
+    for m, model in enumerate(members):
+        mine = [i for i, a in enumerate(attempts) if a.member == m]
+        if mine:
+            for i, v in zip(mine, values(model, [attempts[i] for i in mine]), strict=True):
+                out[i] = v
+    return out
 
 
 class LengthJudge:

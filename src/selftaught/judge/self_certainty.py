@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from selftaught.judge.filters import Score
+from selftaught.judge.filters import Score, each_members_own
 from selftaught.learn.logprobs import token_logps
 from selftaught.models.transformer import Transformer
 from selftaught.sample.attempts import Attempt
@@ -44,14 +44,7 @@ class SelfCertaintyJudge:
         self.members, self.tokenizer, self.threshold, self.batch_size = members, tokenizer, threshold, batch_size
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
-        values = [0.0] * len(attempts)
-        for m, model in enumerate(self.members):
-            mine = [i for i, a in enumerate(attempts) if a.member == m]
-            if not mine:
-                continue
-            got = certainty(model, self.tokenizer, [attempts[i].problem.prompt for i in mine],
-                            [attempts[i].text for i in mine], self.batch_size)
-            for i, c in zip(mine, got):
-                values[i] = c
+        values = each_members_own(self.members, attempts, lambda model, mine: certainty(
+            model, self.tokenizer, [a.problem.prompt for a in mine], [a.text for a in mine], self.batch_size))
         return [Score(self.name, v, v >= self.threshold, f"own certainty (geometric-mean token probability) "
                       f"{v:.3f}") for v in values]

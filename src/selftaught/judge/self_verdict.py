@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from selftaught.judge.filters import Score
+from selftaught.judge.filters import Score, each_members_own
 from selftaught.learn.sft import Example, SFTSettings, answer_loss_backward, optimizer_steps
 from selftaught.models.transformer import Transformer
 from selftaught.sample.attempts import Attempt
@@ -102,12 +102,6 @@ class SelfVerdictJudge:
         self.members, self.tokenizer, self.threshold, self.batch_size = members, tokenizer, threshold, batch_size
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
-        values = [0.0] * len(attempts)
-        for m, model in enumerate(self.members):
-            mine = [i for i, a in enumerate(attempts) if a.member == m]
-            probs = verdict_probability(model, self.tokenizer,
-                                        [verdict_prompt(attempts[i].problem, attempts[i].text) for i in mine],
-                                        self.batch_size)
-            for i, p in zip(mine, probs):
-                values[i] = p
+        values = each_members_own(self.members, attempts, lambda model, mine: verdict_probability(
+            model, self.tokenizer, [verdict_prompt(a.problem, a.text) for a in mine], self.batch_size))
         return [Score(self.name, v, v >= self.threshold, f"own verdict P(correct) = {v:.3f}") for v in values]
