@@ -14,6 +14,7 @@ rounds; self-correct has delta(wrong->right) > delta(right->wrong).
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -67,29 +68,49 @@ def _fmt(v: float) -> str:
     return "-" if v != v else f"{v:.3f}"
 
 
-def run(name: str, overrides: list[str], out: Path) -> list:
+def run(name: str, overrides: list[str], out: Path) -> tuple[list, int]:
+    """The recipe's round reports and its held-out problems a difficulty."""
     recipe = load_recipe(resolve(name), overrides)
-    return Run(recipe, out / name, Table(name)).execute()
+    return Run(recipe, out / name, Table(name)).execute(), recipe.monitor.eval_per_difficulty
 
 
 def series(reports, name: str) -> list[float]:
     return [figure(r, name) for r in reports]
 
 
-def verdicts(results: dict[str, list]) -> list[tuple[str, bool, str]]:
+def standard_error(report, n: int) -> float:
+    """Standard error of a round's pass@1: the mean of its per-difficulty accuracies, each measured
+    on ``n`` held-out problems."""
+    acc = list(report.accuracy.values())
+    return math.sqrt(sum(p * (1 - p) / n for p in acc)) / len(acc)
+
+
+def gap(a, b, n_a: int, n_b: int) -> str:
+    """pass@1 of ``a`` minus ``b`` in points, with the difference's standard error. Both are
+    measured on the same held-out problems, so the error (taken as if they were not) is an upper
+    bound: a gap inside it is not evidence either way."""
+    se = math.hypot(standard_error(a, n_a), standard_error(b, n_b))
+    return f"{(figure(a, 'pass@1') - figure(b, 'pass@1')) * 100:+.1f} ± {se * 100:.1f} points"
+
+
+def verdicts(results: dict[str, list], evals: dict[str, int]) -> list[tuple[str, bool, str]]:
+    """Each bar: what it asks, whether it is met, the numbers (differences with their standard
+    error; ``evals``: each recipe's held-out problems a difficulty)."""
     out = []
 
     def rise(name: str, points: float) -> None:
-        p = series(results[name], "pass@1")
+        r, n = results[name], evals[name]
+        p = series(r, "pass@1")
         out.append((f"{name}: pass@1 +{points * 100:.0f} points over round 0", p[-1] - p[0] >= points,
-                    f"{p[0]:.3f} -> {p[-1]:.3f} ({(p[-1] - p[0]) * 100:+.1f} points)"))
+                    f"{p[0]:.3f} -> {p[-1]:.3f} ({gap(r[-1], r[0], n, n)})"))
 
     for name in ("star", "grpo"):
         if name in results:
             rise(name, 0.15)
     if "bstar" in results and "star" in results:
         b, s = series(results["bstar"], "pass@1"), series(results["star"], "pass@1")
-        out.append(("bstar: final pass@1 >= star's", b[-1] >= s[-1], f"bstar {b[-1]:.3f}, star {s[-1]:.3f}"))
+        out.append(("bstar: final pass@1 >= star's", b[-1] >= s[-1], f"bstar {b[-1]:.3f}, star {s[-1]:.3f} "
+                    f"({gap(results['bstar'][-1], results['star'][-1], evals['bstar'], evals['star'])})"))
         bd = [x for x in series(results["bstar"], "distinct_answers") if x == x]
         sd = [x for x in series(results["star"], "distinct_answers") if x == x]
         mb, ms = sum(bd) / len(bd), sum(sd) / len(sd)
@@ -98,7 +119,9 @@ def verdicts(results: dict[str, list]) -> list[tuple[str, bool, str]]:
     if "self-rewarding" in results:
         r = results["self-rewarding"]
         p = series(r, "pass@1")
-        out.append(("self-rewarding: pass@1 rises without ground truth", p[-1] > p[0], f"{p[0]:.3f} -> {p[-1]:.3f}"))
+        n = evals["self-rewarding"]
+        out.append(("self-rewarding: pass@1 rises without ground truth", p[-1] > p[0],
+                    f"{p[0]:.3f} -> {p[-1]:.3f} ({gap(r[-1], r[0], n, n)})"))
         a = [x for x in series(r, "judge_auroc/self-verdict") if x == x]
         out.append(("self-rewarding: verdict AUROC rises across rounds", len(a) > 1 and a[-1] > a[0],
                     " -> ".join(f"{x:.3f}" for x in a)))
@@ -108,8 +131,10 @@ def verdicts(results: dict[str, list]) -> list[tuple[str, bool, str]]:
         out.append(("self-correct: delta(wrong->right) > delta(right->wrong)", fix > brk,
                     f"{fix:.3f} vs {brk:.3f} (held-out, final round)"))
     if "multiagent" in results:
-        p = series(results["multiagent"], "pass@1")
-        out.append(("multiagent: pass@1 rises without ground truth", p[-1] > p[0], f"{p[0]:.3f} -> {p[-1]:.3f}"))
+        r, n = results["multiagent"], evals["multiagent"]
+        p = series(r, "pass@1")
+        out.append(("multiagent: pass@1 rises without ground truth", p[-1] > p[0],
+                    f"{p[0]:.3f} -> {p[-1]:.3f} ({gap(r[-1], r[0], n, n)})"))
     return out
 
 
@@ -121,14 +146,15 @@ def main() -> None:
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-recipes-"))
-    results, wall = {}, {}
+    results, evals, wall = {}, {}, {}
     for name in args.recipes:
         tick = time.perf_counter()
-        results[name] = run(name, args.overrides, out)
+        results[name], evals[name] = run(name, args.overrides, out)
         wall[name] = time.perf_counter() - tick
         print(f"\n{name}: {wall[name] / 60:.1f} min (bar: within 10 min)")
     print("\n## Bars\n")
-    for what, ok, numbers in verdicts(results):
+    print("(± one standard error of a difference; inside it, a gap is noise)\n")
+    for what, ok, numbers in verdicts(results, evals):
         print(f"- {'MET   ' if ok else 'MISSED'} {what}: {numbers}")
     for name, s in wall.items():
         print(f"- {'MET   ' if s <= 600 else 'MISSED'} {name} within 10 minutes: {s / 60:.1f} min")

@@ -1,6 +1,7 @@
 """The reach benchmark runs end to end (it once broke unnoticed: only a 30-minute run exercised it)."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -26,3 +27,34 @@ def test_reach_bench_prints_the_stored_reach_of_each_round(tmp_path):
     summary = json.loads(CliRunner().invoke(app, ["summary", str(out), "--json"]).output)
     assert reach == [r["reach"] for r in summary["rounds"]] and len(reach) == 3
     assert f"final reach {summary['reach']}" in printed
+
+
+def _recipes_bench():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_recipes", BENCH.parent / "recipes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_recipes_bench_gives_pass_at_1_the_standard_error_of_its_sampling():
+    """Checked by simulation: pass@1 (the mean of per-difficulty accuracies) redrawn from its held-out
+    sets many times spreads as wide as the standard error the bars print."""
+    import random
+    import statistics
+    from types import SimpleNamespace
+
+    bench = _recipes_bench()
+    accuracy, n = {2: 0.9, 3: 0.2}, 300
+    se = bench.standard_error(SimpleNamespace(accuracy=accuracy), n)
+    rng = random.Random(0)
+    draws = [statistics.fmean(sum(rng.random() < p for _ in range(n)) / n for p in accuracy.values())
+             for _ in range(2000)]
+    assert abs(statistics.stdev(draws) - se) < 0.05 * se
+
+    def report(acc):
+        return SimpleNamespace(accuracy=acc, figures={"pass@1": statistics.fmean(acc.values())})
+
+    better = {2: 0.9, 3: 0.3}
+    se_better = bench.standard_error(SimpleNamespace(accuracy=better), n)
+    assert bench.gap(report(better), report(accuracy), n, n) == f"+5.0 ± {math.hypot(se_better, se) * 100:.1f} points"
