@@ -147,6 +147,10 @@ class CurriculumSettings:
     gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
                           min=0.0, max=1.0)
 
+    def uniform_range(self, task: TaskSettings) -> tuple[int, int]:
+        """The uniform curriculum's easiest and hardest difficulty (a 0 bound is the seed set's)."""
+        return self.min_difficulty or task.seed_min_difficulty, self.max_difficulty or task.seed_max_difficulty
+
 
 @dataclass
 class MonitorSettings:
@@ -303,8 +307,7 @@ def _check_method(recipe: Recipe) -> None:
         if c.type != "uniform":
             raise RecipeError(f"curriculum.difficulty_weights weighs a fixed range: set curriculum.type = 'uniform' "
                               f"(found '{c.type}')")
-        low = c.min_difficulty or recipe.task.seed_min_difficulty
-        high = c.max_difficulty or recipe.task.seed_max_difficulty
+        low, high = c.uniform_range(recipe.task)
         if len(c.difficulty_weights) != high - low + 1:
             raise RecipeError(f"curriculum.difficulty_weights has {len(c.difficulty_weights)} weights for the "
                               f"{high - low + 1} difficulties {low}..{high}: give one for each")

@@ -138,9 +138,7 @@ class Run:
         self.mixes = [ReplayMix(lr.newest_share) for _ in self.members]
         c, t = recipe.curriculum, recipe.task
         if c.type == "uniform":
-            self.curriculum = Uniform(c.min_difficulty or t.seed_min_difficulty,
-                                      c.max_difficulty or t.seed_max_difficulty, c.problems_per_round,
-                                      tuple(c.difficulty_weights))
+            self.curriculum = Uniform(*c.uniform_range(t), c.problems_per_round, tuple(c.difficulty_weights))
         else:
             self.curriculum = EasyToHard(t.seed_max_difficulty, c.problems_per_round, c.span, c.gate)
         context = JudgeContext(self.members, self.tokenizer, recipe.sampler.batch_size, self.generator)
