@@ -94,6 +94,15 @@ def gap(a, b, n_a: int, n_b: int) -> str:
     return f"{(figure(a, 'pass@1') - figure(b, 'pass@1')) * 100:+.1f} ± {se * 100:.1f} points"
 
 
+def transition_gap(report, n: int) -> str:
+    """Δ(wrong→right) minus Δ(right→wrong) in points, with its standard error. Each held-out problem
+    (``n`` a difficulty) is fixed (+1), broken (-1) or neither (0) by revision, so the gap is the
+    mean of those and its variance is f + b - (f - b)^2 over the problem count."""
+    fix, brk = figure(report, "delta_wrong_to_right"), figure(report, "delta_right_to_wrong")
+    se = math.sqrt(max(0.0, fix + brk - (fix - brk) ** 2) / (n * len(report.accuracy)))
+    return f"{(fix - brk) * 100:+.1f} ± {se * 100:.1f} points"
+
+
 def verdicts(results: dict[str, list], evals: dict[str, int]) -> list[tuple[str, bool, str]]:
     """Each bar: what it asks, whether it is met, the numbers (differences with their standard
     error; ``evals``: each recipe's held-out problems a difficulty)."""
@@ -126,7 +135,7 @@ def verdicts(results: dict[str, list], evals: dict[str, int]) -> list[tuple[str,
         last = results["self-correct"][-1]
         fix, brk = figure(last, "delta_wrong_to_right"), figure(last, "delta_right_to_wrong")
         out.append(("self-correct: delta(wrong->right) > delta(right->wrong)", fix > brk,
-                    f"{fix:.3f} vs {brk:.3f} (held-out, final round)"))
+                    f"{fix:.3f} vs {brk:.3f} ({transition_gap(last, evals['self-correct'])}, held-out, final round)"))
     if "multiagent" in results:
         rise("multiagent", "pass@1 rises without ground truth", lambda change: change > 0)
     return out

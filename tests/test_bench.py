@@ -58,3 +58,28 @@ def test_the_recipes_bench_gives_pass_at_1_the_standard_error_of_its_sampling():
     better = {2: 0.9, 3: 0.3}
     se_better = bench.standard_error(SimpleNamespace(accuracy=better), n)
     assert bench.gap(report(better), report(accuracy), n, n) == f"+5.0 ± {math.hypot(se_better, se) * 100:.1f} points"
+
+
+def test_the_recipes_bench_gives_the_self_correction_gap_the_standard_error_of_its_sampling():
+    """Checked by simulation: each held-out problem is fixed, broken or left by revision; the gap
+    between the fixed and broken shares, redrawn many times, spreads as wide as the printed error."""
+    import random
+    import statistics
+    from types import SimpleNamespace
+
+    bench = _recipes_bench()
+    fix, brk, n, levels = 0.04, 0.025, 500, 2
+    report = SimpleNamespace(accuracy={2: 0.9, 3: 0.3},
+                             figures={"delta_wrong_to_right": fix, "delta_right_to_wrong": brk})
+    printed = bench.transition_gap(report, n)
+    value, se = (float(x) for x in re.fullmatch(r"([+-][0-9.]+) ± ([0-9.]+) points", printed).groups())
+    assert value == 1.5
+    rng = random.Random(0)
+
+    def redraw() -> float:
+        draws = [rng.random() for _ in range(n * levels)]
+        return (sum(u < fix for u in draws) - sum(fix <= u < fix + brk for u in draws)) / (n * levels)
+
+    spread = statistics.stdev(redraw() for _ in range(2000)) * 100
+    assert abs(spread - se) <= 0.05 * spread + 0.05  # the printed error is rounded to 0.1 points
+

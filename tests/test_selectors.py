@@ -12,6 +12,7 @@ from selftaught.judge import Score, VerifierJudge
 from selftaught.judge.process_reward import ProcessRewardJudge, step_prefixes
 from selftaught.judge.self_certainty import SelfCertaintyJudge
 from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples, verdict_probability
+from selftaught.learn.grpo import flatten
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.models.generate import score as sequence_logp
 from selftaught.monitor import label_precision
@@ -28,7 +29,7 @@ from selftaught.select import (
     select_top_k,
 )
 from selftaught.select.balance import balance_at, choose
-from selftaught.select.revision import select_revisions
+from selftaught.select.revision import revision_groups, select_revisions
 from selftaught.tasks import Countdown, ModularChain, Problem
 from selftaught.tasks.tokenizer import EOS, tokenizer_for
 
@@ -176,6 +177,30 @@ def test_revisions():
     assert pairs.count((f"{P0.prompt}7;5|", "7;4")) == 2  # wrong→right, boosted
     assert pairs.count((f"{P0.prompt}7;4|", "7;4")) == 1  # a right first turn is kept through revision
     assert pairs.count((f"{P0.prompt}1;1|", "7;4")) == 1  # both wrong: revise towards the good answer
+
+
+def test_revision_groups_give_scores_shaped_reward_and_each_revision_its_own_prompt():
+    # two first attempts (samples 0 and 1), each revised twice; r1 = 1 for sample 0, 0 for sample 1
+    firsts, r1 = {0: "7;4", 1: "1;1"}, {0: 1.0, 1: 0.0}
+    revs = [(0, "7;4", 1.0), (0, "1;2", 0.0), (1, "7;4", 1.0), (1, "1;1", 0.0)]  # keep, break, fix, keep-wrong
+    atts = [Attempt(0, P0, 0, t, sample=k, first=firsts[k]) for k, t, _ in revs]
+    sel = revision_groups(atts, verify(atts), [r for *_, r in revs], [r1[k] for k, *_ in revs], shaping=3.0)
+    first, second = sel.groups
+    assert (first.prompt, first.completions, first.rewards) == (P0.prompt, ["7;4", "1;1"], [1.0, 0.0])
+    assert first.each_prompt() == [P0.prompt] * 2
+    # r2 + 3 (r2 - r1): kept right 1, broken -3, fixed 4, kept wrong 0
+    assert second.rewards == [1.0, -3.0, 4.0, 0.0]
+    assert second.completions == ["7;4", "1;2", "7;4", "1;1"]
+    assert second.each_prompt() == [f"{P0.prompt}7;4|", f"{P0.prompt}7;4|", f"{P0.prompt}1;1|", f"{P0.prompt}1;1|"]
+    # GRPO sees every revision after its own first attempt
+    assert sel.kept_attempts == [True] * 4 and sel.examples == []
+    prompts, completions, advantages = flatten(sel.groups)
+    assert prompts[2:] == second.each_prompt() and completions[2:] == second.completions
+    assert advantages[2:].argmax() == 2 and advantages[2:].argmin() == 1  # the fix leads, the break trails
+    # a query whose every turn is right gives no group (no advantage to learn from)
+    same = [Attempt(0, P0, 0, "7;4", sample=k, first="7;4") for k in range(2)]
+    none = revision_groups(same, verify(same), [1.0, 1.0], [1.0, 1.0], shaping=3.0)
+    assert none.groups == [] and none.kept_attempts == [False, False]
 
 
 def test_balance_choice():

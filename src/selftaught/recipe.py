@@ -59,6 +59,8 @@ class SamplerSettings:
     type: Literal["greedy", "temperature"] = setting("greedy", "how attempts are decoded")
     samples: int = setting(1, "attempts per problem and member", min=1)
     turns: int = setting(1, "1: attempt; 2: attempt, then revise it (self-correction)", min=1, max=2)
+    revisions: int = setting(1, "turns = 2: revisions drawn of each first attempt in GRPO's rounds, which "
+                             "compare them (SFT rounds revise each attempt once)", min=1)
     temperature: float = setting(1.0, "sampling temperature (type = temperature)", min=0.0)
     top_k: int = setting(0, "keep only the k most likely tokens when sampling (0 = all)", min=0)
     batch_size: int = setting(512, "prompts decoded together", min=1)
@@ -91,7 +93,8 @@ class SelectorSettings:
                   "revisions"] = setting(
         "all-judges", "all-judges: keep attempts every judge passes; own-agreeing: the same, each member keeping "
         "its own; threshold / top-k / bstar / rebalance: by reward; pairs: best vs worst per query (DPO); "
-        "groups: every query's samples (GRPO); revisions: self-correction traces")
+        "groups: every query's samples (GRPO); revisions: self-correction traces (SFT), or with grpo "
+        "each query's first attempts and their revisions (SCoRe)")
     threshold: float = setting(1.0, "reward an attempt needs to be kept (bstar: chosen each round)")
     max_per_query: int = setting(0, "distinct answers kept per query (0 = all)", min=0)
     k: int = setting(4, "top-k: answers kept per query", min=1)
@@ -101,6 +104,9 @@ class SelectorSettings:
     tail_boost: int = setting(3, "rebalance: copies of each answer kept for a tail query", min=1)
     margin: float = setting(0.5, "pairs: reward gap a chosen/rejected pair needs", min=0.0)
     fix_boost: int = setting(2, "revisions: copies of each wrong→right revision", min=1)
+    shaping: float = setting(0.0, "revisions with grpo: SCoRe's bonus, a revision's reward is r2 + shaping * "
+                             "(r2 - r1), so a fix outranks a right answer kept and a break a wrong one kept",
+                             min=0.0)
     temperatures: list[float] = setting([0.6, 0.8, 1.0, 1.2], "bstar: sampling temperatures tried on the probe set")
     thresholds: list[float] = setting([0.5, 0.75, 1.0], "bstar: reward thresholds tried on the probe set")
     probe_problems: int = setting(128, "bstar: problems in each round's probe set", min=1)
@@ -128,6 +134,9 @@ class LearnerSettings:
     on_policy: bool = setting(False, "grpo: sample each step's groups from the policy as it is then (the round's "
                               "problems are shared out across its steps, each used once; batch_size and clip "
                               "are unused); false: sample once a round and reuse the groups every step")
+    sft_rounds: int = setting(0, "grpo: rounds after the seed round that learn by SFT on the selector's examples "
+                              "(at seed_lr and seed_batch_size) before RL starts, so that RL starts from a model "
+                              "that already writes the format (selector.type = 'revisions')", min=0)
     sft_weight: float = setting(0.0, "dpo: weight of the chosen answers' log-likelihood added to the DPO loss "
                                 "(RPO)", min=0.0)
 
@@ -263,7 +272,8 @@ def _check_method(recipe: Recipe) -> None:
     s, sel, lr, mon = recipe.sampler, recipe.selector, recipe.learner, recipe.monitor
     judges = [j.type for j in recipe.judges]
     wanted = _LEARNER_NEEDS.get(lr.type)
-    if wanted and sel.type != wanted:
+    two_turn_rl = lr.type == "grpo" and sel.type == "revisions"  # revisions also makes revision groups
+    if wanted and sel.type != wanted and not two_turn_rl:
         raise RecipeError(f"learner.type = '{lr.type}' trains on {wanted}: set selector.type = '{wanted}' "
                           f"(found '{sel.type}')")
     for selector, learner in ((v, k) for k, v in _LEARNER_NEEDS.items()):
@@ -295,6 +305,13 @@ def _check_method(recipe: Recipe) -> None:
     if (sel.type == "revisions") != (s.turns == 2):
         raise RecipeError(f"selector.type = 'revisions' and sampler.turns = 2 go together (found selector.type = "
                           f"'{sel.type}', sampler.turns = {s.turns})")
+    if s.revisions > 1 and not two_turn_rl:
+        raise RecipeError(f"sampler.revisions = {s.revisions} draws several revisions of each attempt for GRPO's "
+                          f"revision groups: set learner.type = 'grpo' and selector.type = 'revisions'")
+    if lr.sft_rounds and not two_turn_rl:
+        raise RecipeError(f"learner.sft_rounds = {lr.sft_rounds} warms GRPO up by SFT on the selector's examples: "
+                          f"set learner.type = 'grpo' and selector.type = 'revisions' (found '{lr.type}', "
+                          f"'{sel.type}')")
     if sel.type == "own-agreeing" and recipe.model.members < 2:
         raise RecipeError("selector.type = 'own-agreeing' needs several models: set model.members >= 2")
     if s.samples > 1 and mon.pass_k > s.samples:

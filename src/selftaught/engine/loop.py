@@ -51,7 +51,7 @@ from selftaught.select import (
 )
 from selftaught.select.balance import BalanceChoice, choose
 from selftaught.select.consensus import rejected_counts
-from selftaught.select.revision import select_revisions
+from selftaught.select.revision import revision_groups, select_revisions
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
 from selftaught.tasks import load_task
@@ -252,7 +252,10 @@ class Run:
             temperature, threshold = balance.temperature, balance.threshold
             phases["balance"] = time.perf_counter() - tick
 
-        first_scores, on_policy = None, self.recipe.learner.on_policy
+        lr = self.recipe.learner
+        by_sft = lr.type == "sft" or (lr.type == "grpo" and round_ <= lr.sft_rounds)  # sft_rounds: GRPO's warm-up
+        revisions = 1 if by_sft else s.revisions
+        first_scores, on_policy = None, lr.on_policy and not by_sft
         if on_policy:  # sample, judge, select and learn step by step
             attempts, scores, selection, steps = self._learn_on_policy(round_, problems, temperature, phases)
             reward = rewards(scores, self.weights)
@@ -260,21 +263,20 @@ class Run:
             tick = time.perf_counter()
             attempts = self._sample(round_, problems, temperature, on_sample=True)
             if s.turns == 2:
-                first_scores = self._judge(attempts)
-                attempts = self._revise(round_, attempts, temperature)
+                attempts, first_scores = self._second_turn(round_, attempts, temperature, revisions)
             phases["sample"] = time.perf_counter() - tick
 
             tick = time.perf_counter()
             scores = self._judge(attempts)
             reward = rewards(scores, self.weights)
-            selection = self._select(attempts, scores, reward, threshold, first_scores)
+            selection = self._select(attempts, scores, reward, threshold, first_scores, rl=not by_sft)
             phases["judge"] = time.perf_counter() - tick
 
         per_level = Counter(p.difficulty for p in problems)
         kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
         keep_rate = {d: kept_level[d] / n for d, n in sorted(per_level.items())}
         new_data = None
-        if self.recipe.learner.type == "sft":
+        if by_sft:
             selection = drop_harder_than(selection, attempts, self.curriculum.trained_up_to(keep_rate))
             kept_level = Counter(problems[i].difficulty for i in set(selection.kept_problems))
             own = selection.member_examples
@@ -287,7 +289,8 @@ class Run:
                                    tuple(sorted(kept_level)))
         if not on_policy:
             trains = bool(selection.examples or selection.pairs or selection.groups)
-            steps = self._learn(round_, self.recipe.learner.steps_per_round, phases, selection) if trains else []
+            steps = self._learn(round_, lr.steps_per_round, phases, selection, supervised=lr.type != "sft" and by_sft) \
+                if trains else []
         verdict = self._train_verdict(round_, phases)
         self.curriculum.update(keep_rate)
 
@@ -346,6 +349,15 @@ class Run:
                                equivalents=self._with_equivalents, temperature=temperature, top_k=s.top_k,
                                batch_size=s.batch_size, generator=self.generator, on_batch=on_batch)
 
+    def _second_turn(self, round_: int, attempts: list[Attempt], temperature: float, revisions: int,
+                     ) -> tuple[list[Attempt], dict[str, list[Score]]]:
+        """Each first attempt revised ``revisions`` times (its revisions follow one another), and the
+        first attempts' scores, repeated to line up with them."""
+        first_scores = self._judge(attempts)
+        attempts = [a for a in attempts for _ in range(revisions)]
+        first_scores = {name: [x for x in ss for _ in range(revisions)] for name, ss in first_scores.items()}
+        return self._revise(round_, attempts, temperature), first_scores
+
     def _revise(self, round_: int, attempts: list[Attempt], temperature: float) -> list[Attempt]:
         s = self.recipe.sampler
         with self.reporter.phase(round_, "revise", len(attempts)) as bar:
@@ -357,7 +369,8 @@ class Run:
         return {j.name: j.score(self.task, attempts) for j in self.judges}
 
     def _select(self, attempts: list[Attempt], scores: dict[str, list[Score]], reward: list[float],
-                threshold: float, first_scores: dict[str, list[Score]] | None) -> Selection:
+                threshold: float, first_scores: dict[str, list[Score]] | None, rl: bool = False) -> Selection:
+        """``rl``: a GRPO round (after ``learner.sft_rounds``), where revisions make groups."""
         sel = self.recipe.selector
         kind = sel.type
         if kind == "all-judges":
@@ -374,6 +387,8 @@ class Run:
             return build_pairs(attempts, scores, reward, sel.margin)
         if kind == "groups":
             return build_groups(attempts, scores, reward)
+        if kind == "revisions" and rl:
+            return revision_groups(attempts, scores, reward, rewards(first_scores, self.weights), sel.shaping)
         if kind == "revisions":
             return select_revisions(attempts, scores, reward, rewards(first_scores, self.weights), threshold,
                                     sel.fix_boost)
@@ -395,10 +410,12 @@ class Run:
 
     def _learn(self, round_: int, steps: int, phases: dict[str, float], selection: Selection | None = None,
                supervised: bool = False) -> list[tuple[int, int, float]]:
-        """Train every member; returns (member, step, loss) of every step."""
+        """Train every member; returns (member, step, loss) of every step. ``supervised``: SFT on the
+        mixes at round 0's settings (the seed round, and GRPO's ``sft_rounds``)."""
         tick = time.perf_counter()
         losses = []
         lr = self.recipe.learner
+        picked = None if supervised else selection  # what DPO and GRPO learn from
         with self.reporter.phase(round_, "learn", steps * len(self.members)) as bar:
             def stepped(step: int, loss: float) -> None:
                 bar.advance()
@@ -407,12 +424,12 @@ class Run:
 
             for i, (model, opt, mix) in enumerate(zip(self.members, self.optimizers, self.mixes)):
                 rng = random.Random(f"{self.recipe.run.seed}-learn-{round_}-{i}")
-                if lr.type == "dpo" and selection is not None:
-                    pairs = [p for p in selection.pairs if p.member == i]
+                if lr.type == "dpo" and picked is not None:
+                    pairs = [p for p in picked.pairs if p.member == i]
                     step_losses = dpo_steps(model, opt, self.tokenizer, pairs, steps, self.sft, lr.beta, rng,
                                             lr.sft_weight, on_step=stepped)
-                elif lr.type == "grpo" and selection is not None:
-                    groups = [g for g in selection.groups if g.member == i]
+                elif lr.type == "grpo" and picked is not None:
+                    groups = [g for g in picked.groups if g.member == i]
                     step_losses = grpo_steps(model, opt, self.tokenizer, groups, steps, self.sft, self._temperature(),
                                              lr.clip, lr.beta, rng, on_step=stepped)
                 else:
@@ -452,12 +469,15 @@ class Run:
                     got = [replace(a, problem_id=bounds[step] + a.problem_id, member=i)
                            for a in self._attempts([model], share, temperature,
                                                    lambda k: faults.point("sample", round_))]
+                    first_scores = None
+                    if self.recipe.sampler.turns == 2:
+                        got, first_scores = self._second_turn(round_, got, temperature, self.recipe.sampler.revisions)
                     model.train()
                     clock["sample"] += time.perf_counter() - tick
                     tick = time.perf_counter()
                     judged = self._judge(got)
                     selection = self._select(got, judged, rewards(judged, self.weights),
-                                             self.recipe.selector.threshold, None)
+                                             self.recipe.selector.threshold, first_scores, rl=True)
                     clock["judge"] += time.perf_counter() - tick
                     attempts.extend(got)
                     for name, ss in judged.items():

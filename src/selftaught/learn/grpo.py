@@ -95,7 +95,7 @@ def grpo_fresh_steps(model: Transformer, optimizer: torch.optim.Optimizer, token
 
 def flatten(groups: Sequence[Group]) -> tuple[list[str], list[str], torch.Tensor]:
     """Prompts, completions and group-normalised advantages, one per completion."""
-    prompts = [g.prompt for g in groups for _ in g.completions]
+    prompts = [p for g in groups for p in g.each_prompt()]
     completions = [c for g in groups for c in g.completions]
     advantages = torch.cat([group_advantages(torch.tensor([g.rewards], dtype=torch.float32))[0] for g in groups])
     return prompts, completions, advantages

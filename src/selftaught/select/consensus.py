@@ -22,12 +22,18 @@ class Pair:
 
 @dataclass
 class Group:
-    """The samples of one prompt with their rewards (a GRPO group)."""
+    """The samples of one prompt with their rewards (a GRPO group). A group may also compare
+    completions of different prompts drawn for one query (a revision of each first attempt):
+    ``prompts`` then gives each completion's own."""
 
     prompt: str
     completions: list[str]
     rewards: list[float]
     member: int = 0
+    prompts: list[str] | None = None
+
+    def each_prompt(self) -> list[str]:
+        return self.prompts if self.prompts is not None else [self.prompt] * len(self.completions)
 
 
 @dataclass
