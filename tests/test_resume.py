@@ -151,6 +151,30 @@ def test_on_policy_grpo_killed_while_it_samples_between_steps_resumes_bitwise(tm
     assert fingerprint(out) == expected
 
 
+TWO_TURN_GRPO = (ON_POLICY_GRPO.replace('samples = 4\n', 'samples = 4\nturns = 2\nrevisions = 2\n')
+                 .replace('type = "groups"', 'type = "revisions"\nshaping = 10.0')
+                 .replace('on_policy = true', 'on_policy = true\nsft_rounds = 1'))
+
+
+@pytest.mark.parametrize("kill_at", ["learn:1", "learn:2"])
+def test_two_turn_grpo_killed_in_its_sft_or_its_rl_round_resumes_bitwise(tmp_path, kill_at):
+    """Round 1 learns by SFT on correction traces (its data must come back from the store), round 2
+    by GRPO on revision groups sampled between its steps."""
+    recipe = tmp_path / "two-turn.toml"
+    recipe.write_text(TWO_TURN_GRPO)
+    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
+    assert done.returncode == 0, done.stderr
+    expected = fingerprint(tmp_path / "reference")
+    # round 1 revises each first attempt once, round 2 twice
+    assert expected["final_round"] == 2 and len(expected["attempts"]) == 30 * 4 + 30 * 4 * 2
+    out = tmp_path / "run"
+    killed = selftaught("run", str(recipe), "--out", str(out), kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = selftaught("resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert fingerprint(out) == expected
+
+
 def test_damaged_checkpoint_is_never_loaded_and_from_round_falls_back(reference, tmp_path):
     _, ref_dir, expected = reference
     out = tmp_path / "run"
