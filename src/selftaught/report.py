@@ -135,7 +135,8 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
                                                                    "balance", "unsolved_fraction", "kept_gini")
                                          or n.startswith("exploration_")]),
               ("judges", [n for n in names if n.startswith(("judge_auroc/", "judge_accuracy/"))
-                          or n in ("verdict_ece", "pair_accuracy", "kept_precision")])]
+                          or n in ("verdict_ece", "pair_accuracy", "kept_precision")]),
+              ("self-correction", [n for n in names if n in ("delta_wrong_to_right", "delta_right_to_wrong")])]
     panels = [(title, series) for title, series in panels if series]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
