@@ -163,6 +163,7 @@ def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, m
     (["learner.on_policy=true"], ["learner.on_policy", "learner.type"]),
     (["sampler.revisions=4"], ["sampler.revisions", "learner.type", "selector.type"]),  # revisions only for GRPO
     (["learner.sft_rounds=2"], ["learner.sft_rounds", "learner.type", "selector.type"]),
+    (["selector.shaping=10.0"], ["selector.shaping", "learner.type", "selector.type"]),
 ])
 def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
     with pytest.raises(RecipeError) as e:

@@ -308,6 +308,9 @@ def _check_method(recipe: Recipe) -> None:
     if s.revisions > 1 and not two_turn_rl:
         raise RecipeError(f"sampler.revisions = {s.revisions} draws several revisions of each attempt for GRPO's "
                           f"revision groups: set learner.type = 'grpo' and selector.type = 'revisions'")
+    if sel.shaping and not two_turn_rl:
+        raise RecipeError(f"selector.shaping = {sel.shaping:g} shapes the reward of GRPO's revision groups: set "
+                          f"learner.type = 'grpo' and selector.type = 'revisions' (found '{lr.type}', '{sel.type}')")
     if lr.sft_rounds and not two_turn_rl:
         raise RecipeError(f"learner.sft_rounds = {lr.sft_rounds} warms GRPO up by SFT on the selector's examples: "
                           f"set learner.type = 'grpo' and selector.type = 'revisions' (found '{lr.type}', "
