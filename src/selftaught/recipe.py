@@ -305,16 +305,15 @@ def _check_method(recipe: Recipe) -> None:
     if (sel.type == "revisions") != (s.turns == 2):
         raise RecipeError(f"selector.type = 'revisions' and sampler.turns = 2 go together (found selector.type = "
                           f"'{sel.type}', sampler.turns = {s.turns})")
-    if s.revisions > 1 and not two_turn_rl:
-        raise RecipeError(f"sampler.revisions = {s.revisions} draws several revisions of each attempt for GRPO's "
-                          f"revision groups: set learner.type = 'grpo' and selector.type = 'revisions'")
-    if sel.shaping and not two_turn_rl:
-        raise RecipeError(f"selector.shaping = {sel.shaping:g} shapes the reward of GRPO's revision groups: set "
-                          f"learner.type = 'grpo' and selector.type = 'revisions' (found '{lr.type}', '{sel.type}')")
-    if lr.sft_rounds and not two_turn_rl:
-        raise RecipeError(f"learner.sft_rounds = {lr.sft_rounds} warms GRPO up by SFT on the selector's examples: "
-                          f"set learner.type = 'grpo' and selector.type = 'revisions' (found '{lr.type}', "
-                          f"'{sel.type}')")
+    for key, value, used, purpose in (
+            ("sampler.revisions", s.revisions, s.revisions > 1, "draws several revisions of each attempt for GRPO's "
+             "revision groups"),
+            ("selector.shaping", sel.shaping, sel.shaping > 0, "shapes the reward of GRPO's revision groups"),
+            ("learner.sft_rounds", lr.sft_rounds, lr.sft_rounds > 0, "warms GRPO up by SFT on the selector's "
+             "examples")):
+        if used and not two_turn_rl:
+            raise RecipeError(f"{key} = {value:g} {purpose}: set learner.type = 'grpo' and selector.type = 'revisions' "
+                              f"(found '{lr.type}', '{sel.type}')")
     if sel.type == "own-agreeing" and recipe.model.members < 2:
         raise RecipeError("selector.type = 'own-agreeing' needs several models: set model.members >= 2")
     if s.samples > 1 and mon.pass_k > s.samples:

@@ -253,7 +253,8 @@ class Run:
             phases["balance"] = time.perf_counter() - tick
 
         lr = self.recipe.learner
-        by_sft = lr.type == "sft" or (lr.type == "grpo" and round_ <= lr.sft_rounds)  # sft_rounds: GRPO's warm-up
+        warm_up = lr.type == "grpo" and round_ <= lr.sft_rounds  # GRPO's SFT rounds, at round 0's settings
+        by_sft = lr.type == "sft" or warm_up
         revisions = 1 if by_sft else s.revisions
         first_scores, on_policy = None, lr.on_policy and not by_sft
         if on_policy:  # sample, judge, select and learn step by step
@@ -289,8 +290,7 @@ class Run:
                                    tuple(sorted(kept_level)))
         if not on_policy:
             trains = bool(selection.examples or selection.pairs or selection.groups)
-            steps = self._learn(round_, lr.steps_per_round, phases, selection, supervised=lr.type != "sft" and by_sft) \
-                if trains else []
+            steps = self._learn(round_, lr.steps_per_round, phases, selection, supervised=warm_up) if trains else []
         verdict = self._train_verdict(round_, phases)
         self.curriculum.update(keep_rate)
 

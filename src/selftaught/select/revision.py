@@ -69,13 +69,15 @@ def revision_groups(attempts: Sequence[Attempt], scores: dict[str, list[Score]],
         first = Group(problem.prompt, [attempts[i].first for i in firsts], [first_reward[i] for i in firsts], member)
         second = Group(problem.prompt, [attempts[i].text for i in idx], shaped, member,
                        [revision_prompt(problem, attempts[i].first) for i in idx])
-        for group in (first, second):
-            if max(group.rewards) > min(group.rewards):
-                groups.append(group)
-                ids.append(pid)
-        if max(second.rewards) > min(second.rewards):
-            mean = sum(shaped) / len(shaped)
-            for i, r in zip(idx, shaped):
-                kept[i] = True
-                reasons[i] = f"revision in a group with shaped reward {r:.3f} (group mean {mean:.3f})"
+        if max(first.rewards) > min(first.rewards):
+            groups.append(first)
+            ids.append(pid)
+        if max(shaped) == min(shaped):
+            continue
+        groups.append(second)
+        ids.append(pid)
+        mean = sum(shaped) / len(shaped)
+        for i, r in zip(idx, shaped):
+            kept[i] = True
+            reasons[i] = f"revision in a group with shaped reward {r:.3f} (group mean {mean:.3f})"
     return Selection([], ids, kept, reasons, rejected_counts(scores), groups=groups)
