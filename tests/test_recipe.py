@@ -8,6 +8,8 @@ from selftaught.recipe import Recipe, RecipeError, describe, load_recipe, to_dic
 GOOD = """
 [run]
 rounds = 2
+[task]
+name = "reversed-addition"
 [model]
 d_model = 64
 [[judges]]
@@ -64,7 +66,7 @@ def test_wrong_type_or_range_names_expected_and_found(tmp_path, text, expected, 
 
 
 def test_int_is_accepted_for_float_but_not_bool_for_int(tmp_path):
-    assert load_recipe(write(tmp_path, "[learner]\nlr = 1\n")).learner.lr == 1.0
+    assert load_recipe(write(tmp_path, GOOD + "[learner]\nlr = 1\n")).learner.lr == 1.0
     with pytest.raises(RecipeError, match="expected int, found bool"):
         load_recipe(write(tmp_path, "[run]\nrounds = true\n"))
 

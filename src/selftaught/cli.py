@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -13,15 +14,47 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from selftaught.builtin_recipes import builtin_recipes, resolve, summary_line
-from selftaught.recipe import RecipeError, load_recipe
+from selftaught.recipe import RecipeError, load_recipe, notes
 from selftaught.store import FILENAME, RunStore, StoreError
-from selftaught.tasks import TaskImportError, load_task
+from selftaught.tasks import TaskImportError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+try:  # typer vendors click since 0.26
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a missing argument, a bad value) as one line on stderr with
+    exit code 2, like every other bad input, instead of click's boxed usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            command = ctx.command_path if ctx is not None else "selftaught"
+            err.print(f"[red]error:[/red] {escape(command)}: {escape(e.format_message())} "
+                      f"(see '{escape(command)} --help')", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True,
                   help="selftaught: models that teach themselves, round after round.")
 console = Console()
 err = Console(stderr=True)
@@ -29,16 +62,39 @@ err = Console(stderr=True)
 USER_ERRORS = (RecipeError, TaskImportError, StoreError)
 
 
+class UsageError(ValueError):
+    """A command line that cannot be carried out (options that exclude each other, a bad --out)."""
+
+
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Bad input is one line on stderr and exit code 2; ``--debug`` shows the traceback."""
     try:
         yield
-    except USER_ERRORS as e:
+    except (*USER_ERRORS, UsageError) as e:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(' '.join(str(e).split()))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def check_new_run_dir(out: Path) -> None:
+    """``--out`` must be a directory this process can create, or an empty one: nothing is written yet."""
+    if (out / FILENAME).exists():
+        raise UsageError(f"--out {out}: already holds a run; choose another --out, or `selftaught resume {out}`")
+    if out.is_file():
+        raise UsageError(f"--out {out}: is a file; choose a directory")
+    if out.is_dir():
+        if any(out.iterdir()):
+            raise UsageError(f"--out {out}: exists and is not empty; choose a new or empty directory")
+        return
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: {parent} is a file, so no directory can be made below it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot create it in {parent} (permission denied)")
 
 
 class RichReporter:
@@ -102,15 +158,16 @@ def run(
     with user_errors(debug):
         path = resolve(recipe)
         overrides = list(set_ or []) + ([f"run.seed={seed}"] if seed is not None else [])
-        parsed = load_recipe(path, overrides)
-        load_task(parsed.task.name)  # an unknown task import fails here, before anything is written
+        parsed = load_recipe(path, overrides)  # the task is imported and checked here, before anything is written
         out = out or Path("runs") / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / FILENAME).exists():
-            raise RecipeError(f"{out}: already holds a run; choose another --out")
-    from selftaught.engine import Run  # torch loads only once the input is known to be good
+        check_new_run_dir(out)
+        from selftaught.engine import Run  # torch loads only once the input is known to be good
 
+        job = Run(parsed, out, RichReporter(console))
     console.print(f"[bold]{parsed.run.name}[/bold] → {out}")
-    reports = Run(parsed, out, RichReporter(console)).execute()
+    for note in notes(parsed):
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    reports = job.execute()
     console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
                   f"`selftaught summary {out}` for the figures")
 
@@ -146,9 +203,9 @@ def inspect(
     """Why was an attempt kept? The attempts of a round, or one attempt in full."""
     with user_errors(debug):
         if (round_ is None) == (attempt is None):
-            raise typer.BadParameter("give either --round N or --attempt ID")
+            raise UsageError(f"inspect {run_dir}: give either --round N or --attempt ID")
         if kept and rejected:
-            raise typer.BadParameter("--kept and --rejected exclude each other")
+            raise UsageError(f"inspect {run_dir}: --kept and --rejected exclude each other")
         with RunStore(run_dir) as store:
             if attempt is not None:
                 row = store.attempt(attempt)
@@ -156,6 +213,10 @@ def inspect(
                     raise StoreError(f"{run_dir}: no attempt {attempt}")
                 _show_attempt(row)
                 return
+            last = store.last_round()
+            if last is None or not 0 <= round_ <= last:
+                have = "no round is committed yet" if last is None else f"rounds 0..{last} are"
+                raise StoreError(f"{run_dir}: --round {round_}: no such round ({have})")
             rows = store.attempts(round_, True if kept else (False if rejected else None), limit)
     which = "kept " if kept else ("rejected " if rejected else "")
     table = Table("id", "difficulty", "prompt", "answer", "judges", "kept", "why",
@@ -192,6 +253,11 @@ def report(
     with user_errors(debug):
         from selftaught.report import write_report
 
+        if out is not None:
+            if out.is_dir():
+                raise UsageError(f"--out {out}: is a directory; give the report's file name, such as {out}/report.html")
+            if not out.parent.is_dir():
+                raise UsageError(f"--out {out}: {out.parent} is not an existing directory")
         path = write_report(run_dir, out)
     console.print(f"wrote {path}")
 

@@ -346,36 +346,75 @@ def parse_value(text: str) -> Any:
 def apply_override(data: dict, assignment: str) -> None:
     """Apply ``a.b.c=value`` (``judges.1.min_agreement=0.6`` indexes arrays) to raw recipe data."""
     key, sep, raw = assignment.partition("=")
-    if not sep or not key:
-        raise RecipeError(f"--set {assignment!r}: expected key=value")
-    parts, node = key.strip().split("."), data
+    parts = key.strip().split(".")
+    if not sep or not key.strip() or not all(parts):
+        raise RecipeError(f"--set {assignment!r}: expected key=value, such as learner.lr=0.001")
+    node = data
     for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise RecipeError(f"--set {key}: '{'.'.join(parts[:i])}' has no item {part}")
             node = node[int(part)]
         else:
             node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise RecipeError(f"--set {key}: '{where}' is a setting ({node!r}), not a table")
+    if isinstance(node, list):
+        raise RecipeError(f"--set {key}: '{'.'.join(parts[:-1])}' is an array: name an item, such as "
+                          f"{'.'.join(parts[:-1])}.0.{parts[-1]}")
     node[parts[-1]] = parse_value(raw.strip())
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe. Every error names the file."""
-    path = Path(path)
+def read_recipe_text(path: Path) -> dict:
+    """The raw TOML data of a recipe file; every way of failing names the file."""
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a directory; give a recipe file (.toml) or a built-in recipe's name")
     if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
+        raise RecipeError(f"{path}: recipe file not found (`selftaught recipes` lists the built-in ones)")
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise RecipeError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); a recipe is a TOML "
+                          "file saved as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read, override and validate a recipe, including the checks that need its task and model
+    (``selftaught.preflight``), so that a recipe that loads is one that can start. Every error
+    names the file."""
+    path = Path(path)
+    data = read_recipe_text(path)
     try:
         for assignment in overrides:
             apply_override(data, assignment)
         recipe = _build(Recipe, data, "")
         _check_combinations(recipe)
+        # after the keys are checked, so a misspelt [tsak] is named as such; an empty file would
+        # otherwise quietly run the library's defaults
+        if "name" not in data.get("task", {}):
+            raise RecipeError("names no task: add a [task] table with name = \"...\" (a built-in task such as "
+                              "\"reversed-addition\", or \"package.module:ClassName\")")
+        from selftaught.preflight import check_runnable
+
+        check_runnable(recipe)
     except RecipeError as e:
         raise RecipeError(f"{path}: {e}") from None
     return recipe
+
+
+def notes(recipe: Recipe) -> list[str]:
+    """What a user should know before a legitimate but unusual recipe starts."""
+    out = []
+    if not recipe.judges and recipe.run.rounds:
+        out.append("the recipe has no [[judges]]: every self-label will be kept (a no-filter ablation)")
+    return out
 
 
 def from_dict(data: dict, source: str) -> Recipe:
@@ -383,6 +422,9 @@ def from_dict(data: dict, source: str) -> Recipe:
     try:
         recipe = _build(Recipe, data, "")
         _check_combinations(recipe)
+        from selftaught.preflight import check_runnable
+
+        check_runnable(recipe)
     except RecipeError as e:
         raise RecipeError(f"{source}: {e}") from None
     return recipe

@@ -34,7 +34,8 @@ from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_preci
 from selftaught.monitor.measures import correction_transitions
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
-from selftaught.recipe import Recipe, RecipeError, from_dict, to_dict, to_toml
+from selftaught.preflight import check_runnable
+from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
 from selftaught.sample.attempts import Attempt, answer, revise_attempts
 from selftaught.select import (
@@ -54,7 +55,6 @@ from selftaught.select.consensus import rejected_counts
 from selftaught.select.revision import revision_groups, select_revisions
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
-from selftaught.tasks import load_task
 from selftaught.tasks.tokenizer import tokenizer_for
 
 
@@ -110,11 +110,8 @@ class Run:
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.reporter = reporter or SilentReporter()
-        self.task = load_task(recipe.task.name)
+        self.task = check_runnable(recipe)  # the same checks load_recipe made: nothing is written before them
         kinds = [j.type for j in recipe.judges]
-        if "process-reward" in kinds and not getattr(self.task, "step_separator", None):
-            raise RecipeError(f"judges[{kinds.index('process-reward')}].type = 'process-reward' needs a task that "
-                              f"writes its answer as steps; task.name = '{recipe.task.name}' does not")
         self.tokenizer = tokenizer_for(self.task.alphabet, "self-verdict" in kinds or recipe.sampler.turns == 2)
         seed = recipe.run.seed
         # The global generators too: a user's task may draw from them, and a resumed run restores them.

@@ -142,6 +142,8 @@ class RunStore:
             self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
             return
+        if self.run_dir.is_file():
+            raise NotARunError(f"{self.run_dir}: is a file, not a run directory")
         if not self.run_dir.is_dir():
             raise NotARunError(f"{self.run_dir}: no such directory")
         if not self.path.is_file():

@@ -1,0 +1,53 @@
+"""Checks that need a recipe's task or its model, made before anything of a run is written.
+
+``load_recipe`` and ``from_dict`` (a resumed run's stored recipe) both end here, so a recipe that
+loads is one that can start: a task that cannot be imported or built, a judge the task cannot serve,
+or a device the machine does not have is a ``RecipeError`` naming the key, never a traceback from
+inside a run that has already made its directory.
+"""
+
+from __future__ import annotations
+
+from selftaught.recipe import Recipe, RecipeError
+from selftaught.tasks import Task, TaskImportError, load_task
+from selftaught.tasks.tokenizer import CONTROL
+
+
+def check_runnable(recipe: Recipe) -> Task:
+    """The recipe's task, once everything that needs it or the model checks out."""
+    name = recipe.task.name
+    try:
+        task = load_task(name)
+    except TaskImportError as e:
+        raise RecipeError(f"task.name = {name!r}: {e}") from None
+    kinds = [j.type for j in recipe.judges]
+    if "process-reward" in kinds and not getattr(task, "step_separator", None):
+        raise RecipeError(f"judges[{kinds.index('process-reward')}].type = 'process-reward' needs a task that "
+                          f"writes its answer as steps; task.name = '{name}' does not")
+    marks = "self-verdict" in kinds or recipe.sampler.turns == 2
+    clash = sorted(set(task.alphabet) & set(CONTROL)) if marks else []
+    if clash:
+        who = "judges.type = 'self-verdict'" if "self-verdict" in kinds else "sampler.turns = 2"
+        raise RecipeError(f"{who} marks verdicts and revisions with {CONTROL!r}, but task.name = '{name}' uses "
+                          f"{''.join(clash)!r} in its alphabet")
+    _check_device(recipe.model.device)
+    return task
+
+
+def _check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    import torch  # only a recipe that asks for another device pays for the import here
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise RecipeError(f"model.device = {device!r}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RecipeError(f"model.device = {device!r}: no CUDA device is available on this machine; use 'cpu'")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise RecipeError(f"model.device = {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                              "device(s)")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise RecipeError(f"model.device = {device!r}: MPS is not available on this machine; use 'cpu'")
