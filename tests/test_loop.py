@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import selftaught.engine.loop as loop
+from learning_cases import LEARN  # the settings bench/margins.py measures
 from selftaught.engine import Run
 from selftaught.recipe import load_recipe
 from selftaught.store import RunStore
@@ -110,35 +111,6 @@ def test_run_store_holds_every_round(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "round-2" / "member-1" / "model.safetensors").is_file()
 
 
-LEARN = """
-[run]
-rounds = 4
-seed = 0
-[task]
-name = "copy"
-seed_max_difficulty = 3
-seed_examples = 20000
-[model]
-n_layers = 2
-d_model = 128
-n_heads = 8
-d_ff = 512
-[[judges]]
-type = "length"
-[learner]
-lr = 0.002
-batch_size = 64
-seed_steps = 1000
-steps_per_round = 150
-[curriculum]
-problems_per_round = 1000
-gate = 0.3
-[monitor]
-eval_per_difficulty = 512
-eval_ahead = 2
-"""
-
-
 def test_self_improvement_beats_the_same_training_without_self_labels(tmp_path):
     """Taught to copy strings of 1..3 characters from ground truth, the model labels longer strings
     itself for 4 rounds. A control spends the same steps on the seed data alone: self-improvement
@@ -148,7 +120,7 @@ def test_self_improvement_beats_the_same_training_without_self_labels(tmp_path):
     problems a length: with 128 the measurement noise alone (about 0.05) let a float-rounding change
     of CPU decide the outcome."""
     path = Path(tmp_path) / "learn.toml"
-    path.write_text(LEARN)
+    path.write_text(LEARN.format(seed=0))
     reports = Run(load_recipe(path), tmp_path / "self").execute()
     control = Run(load_recipe(path, ["run.rounds=0", "learner.seed_steps=1600"]), tmp_path / "control").execute()
     seed, last, ctrl = reports[0], reports[-1], control[-1]

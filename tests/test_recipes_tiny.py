@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from learning_cases import TINY, fig  # the settings bench/margins.py measures
 from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
 from selftaught.recipe import RecipeError, load_recipe
@@ -13,17 +14,9 @@ from selftaught.store import RunStore
 from selftaught.tasks.countdown import Countdown
 from test_loop import _monitoring, grade_in_monitor_only
 
-TINY = ["model.n_layers=2", "model.d_model=64", "model.n_heads=4", "model.d_ff=256", "task.seed_examples=400",
-        "learner.seed_steps=200", "learner.steps_per_round=60", "curriculum.problems_per_round=200",
-        "monitor.eval_per_difficulty=150", "run.rounds=2"]
-
 
 def run(name, tmp_path, *extra):
     return Run(load_recipe(resolve(name), TINY + list(extra)), tmp_path / name).execute()
-
-
-def fig(report, name):
-    return report.figures[name]
 
 
 def test_star_raises_pass_at_1(tmp_path):

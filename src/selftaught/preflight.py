@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from selftaught.recipe import Recipe, RecipeError
 from selftaught.tasks import Task, TaskImportError, load_task
-from selftaught.tasks.tokenizer import CONTROL
+from selftaught.tasks.tokenizer import CONTROL, control_clash
+
+
+def needs_control_marks(recipe: Recipe) -> bool:
+    """Whether the recipe's model reads and writes verdict or revision marks."""
+    return any(j.type == "self-verdict" for j in recipe.judges) or recipe.sampler.turns == 2
 
 
 def check_runnable(recipe: Recipe) -> Task:
@@ -24,12 +29,11 @@ def check_runnable(recipe: Recipe) -> Task:
     if "process-reward" in kinds and not getattr(task, "step_separator", None):
         raise RecipeError(f"judges[{kinds.index('process-reward')}].type = 'process-reward' needs a task that "
                           f"writes its answer as steps; task.name = '{name}' does not")
-    marks = "self-verdict" in kinds or recipe.sampler.turns == 2
-    clash = sorted(set(task.alphabet) & set(CONTROL)) if marks else []
+    clash = control_clash(task.alphabet) if needs_control_marks(recipe) else ""
     if clash:
         who = "judges.type = 'self-verdict'" if "self-verdict" in kinds else "sampler.turns = 2"
         raise RecipeError(f"{who} marks verdicts and revisions with {CONTROL!r}, but task.name = '{name}' uses "
-                          f"{''.join(clash)!r} in its alphabet")
+                          f"{clash!r} in its alphabet")
     _check_device(recipe.model.device)
     return task
 

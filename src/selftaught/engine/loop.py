@@ -34,7 +34,7 @@ from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_preci
 from selftaught.monitor.measures import correction_transitions
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
-from selftaught.preflight import check_runnable
+from selftaught.preflight import check_runnable, needs_control_marks
 from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
 from selftaught.sample.attempts import Attempt, answer, revise_attempts
@@ -111,8 +111,7 @@ class Run:
         self.out_dir = Path(out_dir)
         self.reporter = reporter or SilentReporter()
         self.task = check_runnable(recipe)  # the same checks load_recipe made: nothing is written before them
-        kinds = [j.type for j in recipe.judges]
-        self.tokenizer = tokenizer_for(self.task.alphabet, "self-verdict" in kinds or recipe.sampler.turns == 2)
+        self.tokenizer = tokenizer_for(self.task.alphabet, needs_control_marks(recipe))
         seed = recipe.run.seed
         # The global generators too: a user's task may draw from them, and a resumed run restores them.
         random.seed(seed)

@@ -44,12 +44,17 @@ class CharTokenizer:
         return "".join(out)
 
 
+def control_clash(alphabet: str) -> str:
+    """The loop's control characters that ``alphabet`` uses too, sorted ("" when none)."""
+    return "".join(sorted(set(alphabet) & set(CONTROL)))
+
+
 def tokenizer_for(alphabet: str, control: bool) -> CharTokenizer:
     """The task's tokenizer, with the loop's control characters when the recipe uses verdicts or
     revisions (kept out otherwise, so that models of plain recipes keep their vocabulary)."""
     if not control:
         return CharTokenizer(alphabet)
-    clash = set(alphabet) & set(CONTROL)
+    clash = control_clash(alphabet)
     if clash:
-        raise ValueError(f"the task's alphabet uses {''.join(sorted(clash))!r}, which verdicts and revisions need")
+        raise ValueError(f"the task's alphabet uses {clash!r}, which verdicts and revisions need")
     return CharTokenizer(alphabet, CONTROL)
