@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def table(results: list[dict], bars: dict) -> None:
     for case in cases:
         rows = [r for r in results if r["case"] == case]
         print(f"\n{case}: {len(rows)} runs")
-        names = list(rows[0]["figures"])
+        names = [n for n, v in rows[0]["figures"].items() if isinstance(v, (int, float))]  # counts are checked exactly
         for name in names:
             op, bar = bars.get(case, {}).get(name, (None, None))
             worst = None
@@ -63,8 +65,9 @@ def table(results: list[dict], bars: dict) -> None:
                 mean = statistics.fmean(xs)
                 sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
                 margin = ""
-                if bar is not None and sd == sd and sd > 0:
-                    k = (mean - bar) / sd if op == ">=" else (bar - mean) / sd
+                if bar is not None and sd == sd:
+                    gap = mean - bar if op == ">=" else bar - mean
+                    k = gap / sd if sd > 0 else math.copysign(math.inf, gap)  # no spread: meets the bar or not
                     worst = k if worst is None else min(worst, k)
                     margin = f"  bar {op} {bar:g}: {k:5.1f} sd"
                 print(f"  {name:34} threads {threads}: mean {mean:8.4f} sd {sd:7.4f} min {min(xs):8.4f} "
@@ -90,8 +93,10 @@ def main() -> None:
 
     def one(job):
         case, seed, threads = job
+        tick = time.perf_counter()
         figures = measure(case, seed, threads)
-        row = {"case": case, "seed": seed, "threads": threads, "figures": figures}
+        row = {"case": case, "seed": seed, "threads": threads, "figures": figures,
+               "wall_s": round(time.perf_counter() - tick, 1)}
         with args.results.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{case} seed {seed} threads {threads}: {figures}", flush=True)

@@ -6,7 +6,16 @@ from collections import Counter
 
 import pytest
 
-from learning_cases import TINY, fig  # the settings bench/margins.py measures
+from learning_cases import (  # the settings bench/margins.py measures
+    CASES,
+    TINY,
+    fig,
+    meets_bars,
+    multiagent,
+    self_correct,
+    star,
+    two_turn_grpo,
+)
 from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
 from selftaught.recipe import RecipeError, load_recipe
@@ -20,9 +29,11 @@ def run(name, tmp_path, *extra):
 
 
 def test_star_raises_pass_at_1(tmp_path):
-    reports = run("star", tmp_path)
-    assert fig(reports[-1], "pass@1") >= fig(reports[0], "pass@1") + 0.03
-    assert fig(reports[1], "kept_precision") == 1.0  # the verifier keeps right answers only
+    """Four rounds of STaR on countdown raise held-out pass@1, and the verifier keeps right answers
+    only. Measured (bench/margins.py, seeds 0-4, 1 and 2 threads, the same figures at both): rise
+    0.167-0.275, mean 0.238, sd 0.044; the bar of 0.05 sits 4.2 sd below the mean. With two rounds
+    the rise was 0.06-0.17 (mean 0.12, sd 0.05) and the old bar of 0.03 only 1.9 sd below it."""
+    meets_bars("star", star(tmp_path, seed=0))
 
 
 def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
@@ -33,16 +44,19 @@ def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
     assert 0.0 < r.figures["bstar_probe_balance"] <= 1.0
 
 
-@pytest.mark.parametrize("feed", [
-    ["learner.on_policy=false", "learner.batch_size=1024"],  # one round's groups, reused for every step
-    # fresh groups each step: 16 problems a step, at a temperature where this tiny model's groups are mixed
-    ["learner.on_policy=true", "curriculum.problems_per_round=640", "sampler.temperature=0.7"],
-])
-def test_grpo_raises_the_reward(tmp_path, feed):
-    reports = run("grpo", tmp_path, "learner.steps_per_round=40", "run.rounds=3", "sampler.samples=8",
-                  "monitor.pass_k=8", "curriculum.difficulty_weights=[]", *feed)  # difficulties alike
-    assert fig(reports[-1], "sample_accuracy") > fig(reports[1], "sample_accuracy")
-    assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
+@pytest.mark.parametrize("case", ["grpo_reused", "grpo_fresh"])
+def test_grpo_raises_the_reward(tmp_path, case):
+    """Two rounds of GRPO on two-number countdown raise the verifier's reward of the attempts sampled
+    at temperature, fed either one round's groups reused for every step (grpo_reused) or fresh
+    groups of 32 problems drawn each step (grpo_fresh). Measured (bench/margins.py, seeds 0-4, 1 and
+    2 threads):
+    - grpo_reused: sample accuracy rise 0.174-0.238, mean 0.210, sd 0.028 (bar 0.09, 4.3 sd below);
+      greedy pass@1 rise 0.097-0.167, mean 0.130, sd 0.031 (bar 0.005, 4.1 sd below).
+    - grpo_fresh: sample accuracy rise 0.136-0.212, mean 0.185, sd 0.030 (bar 0.06, 4.2 sd below);
+      its greedy pass@1 rise (0.017-0.153) is too spread to assert.
+    The earlier setting (both difficulties, lr 1e-4, 5 or 16 problems a step) moved both figures by
+    -0.06 to +0.07: these tests had passed on their seed's luck."""
+    meets_bars(case, CASES[case](tmp_path, seed=0))
 
 
 def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
@@ -75,39 +89,39 @@ def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
 
 
 def test_multiagent_members_learn_their_own_data(tmp_path):
-    reports = run("multiagent", tmp_path, "model.d_model=48", "model.n_heads=4", "model.d_ff=192")
-    assert fig(reports[-1], "pass@1") > fig(reports[0], "pass@1")
-    assert 1 / 6 < fig(reports[1], "cross_member_distinct") < 1.0  # the models vote, and do not all agree
+    """Three members taught briefly to copy up to 4 characters vote on fresh problems; each learns
+    its own agreeing answers, which are mostly right, and held-out pass@1 rises. Measured (seeds 0-4,
+    1 and 2 threads): rise 0.170-0.215, mean 0.194, sd 0.018; the bar of 0.1 sits 5.3 sd below. The
+    members vote and do not all agree: cross-member distinct 0.93-0.95 (bars 1/6 and 1).
+    The recipe's own countdown setting moved pass@1 by -0.012 to +0.022 over the same seeds: no
+    effect to test (LOG.md, sessions 12 and 15)."""
+    figures = multiagent(tmp_path, seed=0)
+    meets_bars("multiagent", figures)
+    assert figures["cross-member distinct"] < 1.0
 
 
 def test_self_correct_learns_to_revise(tmp_path):
     """Round 0's model was never taught to revise, so its second turn loses every right answer;
-    trained on correction traces it keeps them and fixes some wrong ones."""
-    reports = run("self-correct", tmp_path, "model.d_model=96", "model.d_ff=384", "task.seed_examples=500",
-                  "learner.seed_steps=300", "learner.steps_per_round=100", "curriculum.problems_per_round=300",
-                  "run.rounds=3")
-    first, last = reports[0], reports[-1]
-    assert fig(first, "delta_right_to_wrong") >= 0.9 * fig(first, "pass@1") > 0.3  # right answers lost
-    assert fig(last, "delta_right_to_wrong") < fig(first, "delta_right_to_wrong") / 4
-    assert fig(last, "delta_wrong_to_right") > 0.0
-    assert fig(last, "pass@1_turn2") >= 0.8 * fig(last, "pass@1")
+    trained on correction traces it keeps them. Measured (bench/margins.py, seeds 0-4, 1 and 2
+    threads): round 0 loses all of them (ratio 1.0 every run, bar 0.9) at pass@1 0.46-0.51 (bar 0.3);
+    after three rounds the right answers lost are 0.06-0.17 of round 0's, mean 0.11, sd 0.044 (bar
+    0.3, 4.3 sd above); turn 2 keeps 0.93-1.01 of turn 1's pass@1, mean 0.97, sd 0.034 (bar 0.8,
+    5.1 sd below). It also fixes a few wrong answers (0.023-0.063 of the problems), too few to
+    assert that it does on any CPU: the test no longer claims it (LOG.md, session 15)."""
+    meets_bars("self_correct", self_correct(tmp_path, seed=0))
 
 
 def test_two_turn_grpo_makes_the_revision_break_less_and_fix_more(tmp_path):
-    """After two rounds of correction traces, one round of SCoRe's two-turn GRPO (revisions rewarded
+    """After one round of correction traces, one round of SCoRe's two-turn GRPO (revisions rewarded
     r2 + 10 (r2 - r1) against the other revisions of their query): the revision breaks fewer right
-    answers and fixes more wrong ones (seeds 0, 1, 2 all moved the gap by +0.04 to +0.07)."""
-    reports = run("self-correct", tmp_path, "model.d_model=96", "model.d_ff=384", "task.seed_examples=500",
-                  "learner.seed_steps=300", "learner.steps_per_round=100", "curriculum.problems_per_round=400",
-                  "run.rounds=3", "learner.sft_rounds=2")
-    sft, rl = reports[2], reports[3]
-    assert (sft.made, rl.made) == (400 * 4, 400 * 4 * 4)  # RL rounds revise each first attempt 4 times
-
-    def gap(r):
-        return fig(r, "delta_wrong_to_right") - fig(r, "delta_right_to_wrong")
-
-    assert fig(rl, "delta_right_to_wrong") < fig(sft, "delta_right_to_wrong")
-    assert gap(rl) >= gap(sft) + 0.02
+    answers and fixes more wrong ones. Measured (seeds 0-4, 1 thread): right->wrong cut 0.017-0.058,
+    mean 0.041, sd 0.017 (bar: above 0, 2.5 sd); the wrong->right minus right->wrong gap rose
+    0.028-0.113, mean 0.055, sd 0.033 (bar 0.02, 1.1 sd). UNDER the suite's 4 sd: every seed passes
+    here, but no cheap setting tried gives this method's tiny-scale effect a wide margin (LOG.md,
+    session 15); issue 19 stays open on it."""
+    figures = two_turn_grpo(tmp_path, seed=0)
+    assert figures["attempts"] == (1600 * 4, 1600 * 4 * 4)  # RL rounds revise each first attempt 4 times
+    meets_bars("two_turn_grpo", figures)
 
 
 class GuardedCountdown(Countdown):

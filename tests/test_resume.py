@@ -158,15 +158,21 @@ TWO_TURN_GRPO = (ON_POLICY_GRPO.replace('samples = 4\n', 'samples = 4\nturns = 2
                  .replace('on_policy = true', 'on_policy = true\nsft_rounds = 1'))
 
 
+@pytest.fixture(scope="module")
+def two_turn_reference(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("two-turn")
+    recipe = root / "two-turn.toml"
+    recipe.write_text(TWO_TURN_GRPO)
+    done = selftaught("run", str(recipe), "--out", str(root / "reference"))
+    assert done.returncode == 0, done.stderr
+    return recipe, fingerprint(root / "reference")
+
+
 @pytest.mark.parametrize("kill_at", ["learn:1", "learn:2"])
-def test_two_turn_grpo_killed_in_its_sft_or_its_rl_round_resumes_bitwise(tmp_path, kill_at):
+def test_two_turn_grpo_killed_in_its_sft_or_its_rl_round_resumes_bitwise(two_turn_reference, tmp_path, kill_at):
     """Round 1 learns by SFT on correction traces (its data must come back from the store), round 2
     by GRPO on revision groups sampled between its steps."""
-    recipe = tmp_path / "two-turn.toml"
-    recipe.write_text(TWO_TURN_GRPO)
-    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
-    assert done.returncode == 0, done.stderr
-    expected = fingerprint(tmp_path / "reference")
+    recipe, expected = two_turn_reference
     # round 1 revises each first attempt once, round 2 twice
     assert expected["final_round"] == 2 and len(expected["attempts"]) == 30 * 4 + 30 * 4 * 2
     out = tmp_path / "run"
