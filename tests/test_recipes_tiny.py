@@ -12,6 +12,7 @@ from learning_cases import (  # the settings bench/margins.py measures
     fig,
     meets_bars,
     multiagent,
+    run,
     self_correct,
     star,
     two_turn_grpo,
@@ -24,10 +25,6 @@ from selftaught.tasks.countdown import Countdown
 from test_loop import _monitoring, grade_in_monitor_only
 
 
-def run(name, tmp_path, *extra):
-    return Run(load_recipe(resolve(name), TINY + list(extra)), tmp_path / name).execute()
-
-
 def test_star_raises_pass_at_1(tmp_path):
     """Four rounds of STaR on countdown raise held-out pass@1, and the verifier keeps right answers
     only. Measured (bench/margins.py, seeds 0-4, 1 and 2 threads, the same figures at both): rise
@@ -37,7 +34,7 @@ def test_star_raises_pass_at_1(tmp_path):
 
 
 def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
-    reports = run("bstar", tmp_path, "selector.probe_problems=30", "judges.1.rollouts=1",
+    reports = run("bstar", tmp_path, 0, "selector.probe_problems=30", "judges.1.rollouts=1",
                   "curriculum.problems_per_round=60", "run.rounds=1")
     r = reports[1]
     assert r.figures["bstar_temperature"] in (0.7, 1.0, 1.3) and r.figures["bstar_threshold"] in (1.0, 1.25, 1.5)
