@@ -5,8 +5,12 @@ import threading
 import pytest
 
 import selftaught.engine.loop as loop
+from learning_cases import TINY as LEARNING_TINY
 from learning_cases import loop_vs_control, meets_bars  # the settings bench/margins.py measures
+from selftaught.builtin_recipes import resolve
 from selftaught.engine import Run
+from selftaught.learn.replay import ReplayMix
+from selftaught.learn.sft import Example
 from selftaught.recipe import load_recipe
 from selftaught.store import RunStore
 from selftaught.tasks import ReversedAddition
@@ -108,6 +112,41 @@ def test_run_store_holds_every_round(tmp_path):
         assert store.run_info()["recipe"]["model"]["members"] == 2
     assert (tmp_path / "run" / "recipe.toml").is_file()
     assert (tmp_path / "run" / "checkpoints" / "round-2" / "member-1" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["star", "multiagent"])
+def test_each_round_trains_on_the_attempts_it_kept(tmp_path, monkeypatch, name):
+    """Every round's batches draw the recipe's newest share from that round's kept attempts (each
+    multiagent member from its own). The learning tests alone cannot tell: with the kept attempts
+    left out of the mix, replaying the seed data still raises STaR's and multiagent's pass@1
+    (LOG.md, session 15)."""
+    drawn: list[list[Example]] = []
+    real = ReplayMix.draw
+
+    def spy(self, rng, n):
+        batch = real(self, rng, n)
+        drawn.append(batch)
+        return batch
+
+    monkeypatch.setattr(ReplayMix, "draw", spy)
+    recipe = load_recipe(resolve(name), LEARNING_TINY + [
+        'task.name="copy"', "task.seed_max_difficulty=4", "monitor.eval_max_difficulty=4",
+        "curriculum.problems_per_round=100", "learner.seed_steps=100", "learner.steps_per_round=8",
+        "monitor.eval_per_difficulty=8"])
+    Run(recipe, tmp_path / name).execute()
+    members, lr = recipe.model.members, recipe.learner
+    start = lr.seed_steps * members  # one draw a step, member after member
+    with RunStore(tmp_path / name) as store:
+        for round_ in (1, 2):
+            kept = {(a["member"] if members > 1 else None, a["prompt"], a["text"])
+                    for a in store.attempts(round_, kept=True, limit=10**6)}
+            assert len(kept) >= 5, f"round {round_} kept {len(kept)}: too few to check"
+            for m in range(members):
+                steps = drawn[start + m * lr.steps_per_round:start + (m + 1) * lr.steps_per_round]
+                own = [(m if members > 1 else None, e.prompt, e.answer) in kept for batch in steps for e in batch]
+                # a share of 0.5 in 512 draws has sd 0.022: under 0.3 is 9 sd away, and 0 when left out
+                assert sum(own) / len(own) >= lr.newest_share - 0.2, (round_, m, sum(own), len(own))
+            start += members * lr.steps_per_round
 
 
 def test_self_improvement_beats_the_same_training_without_self_labels(tmp_path):

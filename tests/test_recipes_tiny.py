@@ -8,12 +8,13 @@ import pytest
 
 from learning_cases import (  # the settings bench/margins.py measures
     CASES,
+    SELF_REWARDING,
     TINY,
-    fig,
     meets_bars,
     multiagent,
     run,
     self_correct,
+    self_rewarding_figures,
     star,
     two_turn_grpo,
 )
@@ -134,20 +135,18 @@ class GuardedCountdown(Countdown):
 
 
 def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, monkeypatch):
+    """The verdict, taught on seed problems only, learns (log 2 = 0.69 is chance) and tells the round's
+    right attempts from wrong ones (an untaught verdict scores about 0.5), and pairs are built from the
+    model's own judgements. Measured (bench/margins.py, seeds 0-4, 1 and 2 threads): verdict loss
+    0.349-0.438, mean 0.379, sd 0.038 (bar 0.55, 4.5 sd above); AUROC 0.811-0.910, mean 0.865, sd
+    0.037 (bar 0.7, 4.4 sd below); pairs 53-88, mean 71, sd 15 (bar 1, 4.6 sd below). The old bars
+    (loss 0.5, AUROC 0.75, at 200 problems a round: pairs 25-45) sat 3.2, 3.7 and 3.8 sd away."""
     grade_in_monitor_only(monkeypatch)
-    # a tiny model learns its verdict from scratch in one round only at the seed round's rate, and
-    # is seldom sure enough of an answer for the recipe's 0.9 gate
-    recipe = load_recipe(resolve("self-rewarding"), TINY + ['task.name="test_recipes_tiny:GuardedCountdown"',
-                                                            "run.rounds=1", "learner.seed_steps=400",
-                                                            "judges.0.lr=0.001", "judges.0.threshold=0.5"])
+    recipe = load_recipe(resolve("self-rewarding"), TINY + SELF_REWARDING + [
+        'task.name="test_recipes_tiny:GuardedCountdown"', "run.seed=0"])
     r = Run(recipe, tmp_path / "sr")
     GuardedCountdown.labelled = {p.prompt for p in r.seed_problems()}
-    reports = r.execute()
-    assert reports[1].kept > 0  # pairs were built from the model's own judgements
-    # the verdict, taught on seed problems only, learned (log 2 = 0.69 is chance) and tells the
-    # round's right attempts from wrong ones (an untaught verdict scores about 0.5)
-    assert fig(reports[0], "verdict_loss") < 0.5
-    assert fig(reports[1], "judge_auroc/self-verdict") > 0.75
+    meets_bars("self_rewarding", self_rewarding_figures(r.execute()))
     # and the guard bites outside the monitor
     rng = random.Random(5)
     unlabelled = next(p for p in iter(lambda: Countdown().sample(rng, 3), None)
