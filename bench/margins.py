@@ -7,7 +7,8 @@ of float reductions, and a model trained a little differently is, in effect, ano
 case of ``tests/learning_cases.py`` runs once per (seed, threads), each in its own process, and
 the figures are printed per thread count with their mean, standard deviation and minimum, beside
 the bar its test asserts and the bar's distance below the weakest mean in standard deviations
-(the suite asks for at least 4). Results are appended to ``--results`` as they come, so a long
+(the suite asks for at least 4; for a case in ``SEEDS_AVERAGED``, whose test asserts the mean of
+n seeds, below the mean's spread, sd / sqrt(n)). Results are appended to ``--results`` as they come, so a long
 measurement that is stopped keeps what it measured and is resumed where it stopped.
 """
 
@@ -51,11 +52,12 @@ def measure(case: str, seed: int, threads: int) -> dict[str, float]:
     return json.loads(line[len("FIGURES "):])
 
 
-def table(results: list[dict], bars: dict) -> None:
+def table(results: list[dict], bars: dict, averaged: dict[str, int]) -> None:
     cases = sorted({r["case"] for r in results})
     for case in cases:
         rows = [r for r in results if r["case"] == case]
-        print(f"\n{case}: {len(rows)} runs")
+        n = averaged.get(case, 1)  # its test asserts the mean of n seeds, whose spread is sd / sqrt(n)
+        print(f"\n{case}: {len(rows)} runs" + (f"; its test asserts the mean of {n} seeds" if n > 1 else ""))
         names = [n for n, v in rows[0]["figures"].items() if isinstance(v, (int, float))]  # counts are checked exactly
         for name in names:
             op, bar = bars.get(case, {}).get(name, (None, None))
@@ -67,7 +69,7 @@ def table(results: list[dict], bars: dict) -> None:
                 margin = ""
                 if bar is not None and sd == sd:
                     gap = mean - bar if op == ">=" else bar - mean
-                    k = gap / sd if sd > 0 else math.copysign(math.inf, gap)  # no spread: meets the bar or not
+                    k = gap / (sd / math.sqrt(n)) if sd > 0 else math.copysign(math.inf, gap)  # no spread: in or out
                     worst = k if worst is None else min(worst, k)
                     margin = f"  bar {op} {bar:g}: {k:5.1f} sd"
                 print(f"  {name:34} threads {threads}: mean {mean:8.4f} sd {sd:7.4f} min {min(xs):8.4f} "
@@ -78,7 +80,7 @@ def table(results: list[dict], bars: dict) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(TESTS))
-    from learning_cases import BARS, CASES
+    from learning_cases import BARS, CASES, SEEDS_AVERAGED
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=sorted(CASES))
@@ -106,7 +108,7 @@ def main() -> None:
         batch = [j for j in todo if j[2] == threads]
         with ThreadPoolExecutor(max(1, args.jobs // threads)) as pool:
             done += list(pool.map(one, batch))
-    table([r for r in done if r["case"] in args.cases], BARS)
+    table([r for r in done if r["case"] in args.cases], BARS, SEEDS_AVERAGED)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,17 @@ def test_the_recipes_bench_gives_the_self_correction_gap_the_standard_error_of_i
     spread = statistics.stdev(redraw() for _ in range(2000)) * 100
     assert abs(spread - se) <= 0.05 * spread + 0.05  # the printed error is rounded to 0.1 points
 
+
+
+def test_the_margins_bench_measures_an_averaged_case_against_the_spread_of_its_mean(capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_margins", BENCH.parent / "margins.py")
+    margins = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(margins)
+    xs = [0.2, 0.4, 0.6]  # mean 0.4, sd 0.2
+    rows = [{"case": c, "seed": s, "threads": 1, "figures": {"f": x}} for c in ("one", "avg") for s, x in enumerate(xs)]
+    margins.table(rows, {"one": {"f": (">=", 0.1)}, "avg": {"f": (">=", 0.1)}}, {"avg": 4})
+    printed = capsys.readouterr().out
+    avg, one = printed.split("\none:")  # cases print in name order
+    assert "1.5 sd" in one  # (0.4 - 0.1) / 0.2
+    assert "mean of 4 seeds" in avg and "3.0 sd" in avg  # (0.4 - 0.1) / (0.2 / sqrt 4)
