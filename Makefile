@@ -31,7 +31,7 @@ browser:
 		echo "note: chromium is not installed; the report's browser test will be skipped"
 
 test: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxschedchunk 1 --durations=15
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

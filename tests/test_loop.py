@@ -149,6 +149,7 @@ def test_each_round_trains_on_the_attempts_it_kept(tmp_path, monkeypatch, name):
             start += members * lr.steps_per_round
 
 
+@pytest.mark.slow(75)
 def test_self_improvement_beats_the_same_training_without_self_labels(tmp_path):
     """Taught to copy strings of 1..3 characters from ground truth, the model labels longer strings
     itself for 4 rounds, keeping the labels the length judge passes. A control spends the same steps

@@ -131,6 +131,7 @@ pass_k = 4
 """
 
 
+@pytest.mark.slow(12)
 def test_on_policy_grpo_killed_while_it_samples_between_steps_resumes_bitwise(tmp_path):
     """Here sampling, judging and learning interleave inside one phase; the round still commits whole."""
     recipe = tmp_path / "grpo.toml"
