@@ -30,8 +30,12 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "note: chromium is not installed; the report's browser test will be skipped"
 
+# Two workers (pytest-xdist), one torch thread each: what CI's two cores run best. Not `-n auto`:
+# in a container limited to two CPUs of a large host it would start a worker per host core.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -q -n auto --maxschedchunk 1 --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxschedchunk 1 --durations=15
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

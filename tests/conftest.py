@@ -5,7 +5,7 @@ import pytest
 import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs one worker per core: each worker, and every process it starts, takes one
+    # `make test` runs two workers, one a core: each worker, and every process it starts, takes one
     # thread, so the workers do not fight over the cores (the learning tests' margins are measured
     # at 1 and 2 threads alike)
     os.environ["OMP_NUM_THREADS"] = "1"
