@@ -8,8 +8,8 @@ case of ``tests/learning_cases.py`` runs once per (seed, threads), each in its o
 the figures are printed per thread count with their mean, standard deviation and minimum, beside
 the bar its test asserts and the bar's distance below the weakest mean in standard deviations
 (the suite asks for at least 4; for a case in ``SEEDS_AVERAGED``, whose test asserts the mean of
-n seeds, below the mean's spread, sd / sqrt(n)). Results are appended to ``--results`` as they come, so a long
-measurement that is stopped keeps what it measured and is resumed where it stopped.
+n seeds, in the mean's spread, sd / sqrt(n)). Results are appended to ``--results`` as they come,
+so a long measurement that is stopped keeps what it measured and is resumed where it stopped.
 """
 
 from __future__ import annotations

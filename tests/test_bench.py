@@ -29,9 +29,10 @@ def test_reach_bench_prints_the_stored_reach_of_each_round(tmp_path):
     assert f"final reach {summary['reach']}" in printed
 
 
-def _recipes_bench():
+def _bench(name: str):
+    """A script under bench/, imported as a module."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_recipes", BENCH.parent / "recipes.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -44,7 +45,7 @@ def test_the_recipes_bench_gives_pass_at_1_the_standard_error_of_its_sampling():
     import statistics
     from types import SimpleNamespace
 
-    bench = _recipes_bench()
+    bench = _bench("recipes")
     accuracy, n = {2: 0.9, 3: 0.2}, 300
     se = bench.standard_error(SimpleNamespace(accuracy=accuracy), n)
     rng = random.Random(0)
@@ -67,7 +68,7 @@ def test_the_recipes_bench_gives_the_self_correction_gap_the_standard_error_of_i
     import statistics
     from types import SimpleNamespace
 
-    bench = _recipes_bench()
+    bench = _bench("recipes")
     fix, brk, n, levels = 0.04, 0.025, 500, 2
     report = SimpleNamespace(accuracy={2: 0.9, 3: 0.3},
                              figures={"delta_wrong_to_right": fix, "delta_right_to_wrong": brk})
@@ -84,12 +85,8 @@ def test_the_recipes_bench_gives_the_self_correction_gap_the_standard_error_of_i
     assert abs(spread - se) <= 0.05 * spread + 0.05  # the printed error is rounded to 0.1 points
 
 
-
 def test_the_margins_bench_measures_an_averaged_case_against_the_spread_of_its_mean(capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_margins", BENCH.parent / "margins.py")
-    margins = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(margins)
+    margins = _bench("margins")
     xs = [0.2, 0.4, 0.6]  # mean 0.4, sd 0.2
     rows = [{"case": c, "seed": s, "threads": 1, "figures": {"f": x}} for c in ("one", "avg") for s, x in enumerate(xs)]
     margins.table(rows, {"one": {"f": (">=", 0.1)}, "avg": {"f": (">=", 0.1)}}, {"avg": 4})
