@@ -17,9 +17,9 @@ import time
 import torch
 
 from gemm import gemm_flops  # bench/gemm.py: scripts here run with bench/ on sys.path
-from selftaught.learn import Example, SFTSettings, make_optimizer, sft_steps
-from selftaught.learn.sft import bucket_by_length
+from selftaught.learn import Example, SFTSettings, sft_steps
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.char_policy import LENGTH_BUCKETS, CharPolicy, bucket_by_length, make_optimizer
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import PAD
 
@@ -36,7 +36,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, n_layers=4, d_model=128, n_heads=8, d_ff=512))
     settings = SFTSettings(batch_size=args.batch)
-    opt = make_optimizer(model, settings)
+    policy = CharPolicy(model, tok, make_optimizer(model, settings.lr, settings.weight_decay))
     rng = random.Random(0)
     pool = []
     for _ in range(20000):
@@ -50,11 +50,11 @@ def main() -> None:
         batches.append(batch)
         return batch
 
-    sft_steps(model, opt, tok, draw, 5, settings, random.Random(1))  # warm-up
+    sft_steps(policy, draw, 5, settings, random.Random(1))  # warm-up
     batches.clear()
     peak = gemm_flops()
     t = time.perf_counter()
-    sft_steps(model, opt, tok, draw, args.steps, settings, random.Random(2))
+    sft_steps(policy, draw, args.steps, settings, random.Random(2))
     elapsed = time.perf_counter() - t
     peak = (peak + gemm_flops()) / 2  # before and after, in case the machine's clock moved
 
@@ -63,7 +63,8 @@ def main() -> None:
     dense = model.num_params()
     useful = padded = tokens = 0.0
     for batch in batches:
-        for inputs, _, _ in bucket_by_length(tok, batch, settings.length_buckets, "cpu"):
+        for inputs, _, _ in bucket_by_length(tok, [e.prompt for e in batch], [e.answer for e in batch], LENGTH_BUCKETS,
+                                             "cpu"):
             for n in (inputs != PAD).sum(1).tolist():
                 useful += 6 * dense * n + 6 * cfg.n_layers * cfg.d_model * n * n  # causal attention: ~n^2/2 pairs
                 tokens += n

@@ -2,9 +2,10 @@ import random
 
 import torch
 
-from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, collate, make_optimizer, sft_steps
-from selftaught.learn.sft import IGNORE, wsd_lr
+from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, sft_steps
+from selftaught.learn.sft import wsd_lr
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.char_policy import IGNORE, CharPolicy, collate, make_optimizer
 from selftaught.tasks import CharTokenizer, ReversedAddition
 
 task = ReversedAddition()
@@ -21,7 +22,7 @@ def draw(rng, n):
 
 
 def test_collate_masks_everything_but_answer_and_eos():
-    inputs, labels = collate(tok, [Example("21+5=", "710"), Example("1+1=", "20")])
+    inputs, labels = collate(tok, ["21+5=", "1+1="], ["710", "20"])
     assert inputs.shape == labels.shape == (2, 8)
     assert tok.decode(inputs[0].tolist()) == "21+5=710"  # EOS is only ever a label
     # labels: next tokens of the answer and EOS only
@@ -33,8 +34,8 @@ def test_length_buckets_give_the_same_update_as_one_batch():
     models = []
     for buckets in (1, 4):
         model = tiny()
-        opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        sft_steps(model, opt, tok, draw, 1, SFTSettings(batch_size=32, length_buckets=buckets), random.Random(0))
+        policy = CharPolicy(model, tok, torch.optim.SGD(model.parameters(), lr=0.5), length_buckets=buckets)
+        sft_steps(policy, draw, 1, SFTSettings(batch_size=32), random.Random(0))
         models.append(model)
     for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
@@ -46,7 +47,8 @@ def test_training_changes_every_parameter_and_lowers_loss():
     model = tiny()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     s = SFTSettings(lr=3e-3, batch_size=32)
-    losses = sft_steps(model, make_optimizer(model, s), tok, draw, 60, s, random.Random(0))
+    losses = sft_steps(CharPolicy(model, tok, make_optimizer(model, s.lr, s.weight_decay)), draw, 60, s,
+                       random.Random(0))
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-10:]) / 10 < 0.9 * sum(losses[:5]) / 5
     unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]

@@ -10,8 +10,8 @@ import torch
 
 from selftaught.learn.dpo import dpo_loss, preference_loss, sequence_logps
 from selftaught.learn.grpo import group_advantages, grpo_loss
-from selftaught.learn.logprobs import token_logps
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.char_policy import CharPolicy
 from selftaught.tasks.tokenizer import PAD, CharTokenizer
 
 trl = pytest.importorskip("trl")
@@ -49,9 +49,10 @@ REJECTED = ["52", "2", "0101", "1"]
 def test_dpo_loss_equals_trl(sft_weight):
     policy, reference = _model(0), _model(1)
     beta = 0.3
-    logps, mask = token_logps(policy, TOK, PROMPTS + PROMPTS, CHOSEN + REJECTED)
-    ours = preference_loss(logps, mask, sequence_logps(reference, TOK, PROMPTS, CHOSEN),
-                           sequence_logps(reference, TOK, PROMPTS, REJECTED), beta, sft_weight)
+    ours_policy, ours_ref = CharPolicy(policy, TOK), CharPolicy(reference, TOK)
+    logps, mask = ours_policy.token_logps(PROMPTS + PROMPTS, CHOSEN + REJECTED)
+    ours = preference_loss(logps, mask, sequence_logps(ours_ref, PROMPTS, CHOSEN),
+                           sequence_logps(ours_ref, PROMPTS, REJECTED), beta, sft_weight)
 
     hf_policy, hf_ref = to_llama(policy).double(), to_llama(reference).double()
     for m in (hf_policy, hf_ref):

@@ -72,7 +72,7 @@ def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
     sample = r._attempts
 
     def watched(members, *args):
-        seen.append(sum(p.sum().item() for p in members[0].parameters()))
+        seen.append(sum(p.sum().item() for p in members[0].model.parameters()))
         return sample(members, *args)
 
     r._attempts = watched

@@ -14,6 +14,7 @@ from selftaught.judge.self_certainty import SelfCertaintyJudge
 from selftaught.judge.self_verdict import SelfVerdictJudge, verdict_examples, verdict_probability
 from selftaught.learn.grpo import flatten
 from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.char_policy import CharPolicy
 from selftaught.models.generate import score as sequence_logp
 from selftaught.monitor import label_precision
 from selftaught.sample.attempts import Attempt
@@ -233,7 +234,7 @@ def test_self_verdict_reads_the_models_yes_no_probability():
     atts = attempts([(P0, ["7;4", "7;5"])])
     with torch.no_grad():
         model.head.weight[yes] = model.head.weight[no]  # equal logits for Y and N: P(Y) = 0.5 on any input
-    judge = SelfVerdictJudge([model], tok, threshold=0.6)
+    judge = SelfVerdictJudge([CharPolicy(model, tok)], threshold=0.6)
     s = judge.score(TASK, atts)
     assert [x.value for x in s] == pytest.approx([0.5, 0.5]) and not any(x.passed for x in s)
     ex = verdict_examples(TASK, atts)
@@ -254,13 +255,10 @@ def test_process_reward_is_the_weakest_steps_rollout_success():
 
     import selftaught.judge.process_reward as pr
     outcomes = {"3+4*2=7;": ["4", "4", "5", "4"], "3+4*2=1;": ["9", "9", "9", "4"]}
-    original = pr.complete
-    pr.complete = lambda m, t, prompts, limits, **kw: [outcomes[p].pop() for p in prompts]
-    try:
-        judge = ProcessRewardJudge([model], tok, rollouts=4, threshold=0.5)
-        values = judge.step_values(Scripted(), attempts([(P0, ["7;4", "1;4"])]))
-    finally:
-        pr.complete = original
+    policy = CharPolicy(model, tok)
+    policy.generate = lambda prompts, limits, **kw: [outcomes[p].pop() for p in prompts]
+    judge = ProcessRewardJudge([policy], rollouts=4, threshold=0.5)
+    values = judge.step_values(Scripted(), attempts([(P0, ["7;4", "1;4"])]))
     assert values == [[0.75, 1.0], [0.25, 1.0]]  # 3 of 4 rollouts from "7;" succeed, 1 of 4 from "1;"
 
 
@@ -275,7 +273,7 @@ def test_verdict_probability_is_the_full_models_yes_against_no():
     for t in texts:  # one text at a time through the ordinary forward pass
         logits = model(torch.tensor([tok.encode(t)]))[0, -1]
         expected.append(torch.softmax(logits[[yes, no]], -1)[0].item())
-    assert verdict_probability(model, tok, texts) == pytest.approx(expected, abs=1e-6)
+    assert verdict_probability(CharPolicy(model, tok), texts) == pytest.approx(expected, abs=1e-6)
     assert max(expected) - min(expected) > 0.02  # the texts are told apart: not a constant
 
 
@@ -289,7 +287,7 @@ def test_self_certainty_is_the_answers_geometric_mean_probability():
     expected = [math.exp(sequence_logp(model, [tok.encode(a.problem.prompt)], [tok.encode(a.text) + [EOS]])[0]
                          / (len(a.text) + 1)) for a in atts]
     low, mid, _ = sorted(expected)
-    s = SelfCertaintyJudge([model], tok, threshold=(low + mid) / 2).score(TASK, atts)
+    s = SelfCertaintyJudge([CharPolicy(model, tok)], threshold=(low + mid) / 2).score(TASK, atts)
     assert [x.value for x in s] == pytest.approx(expected, abs=1e-6)
     assert max(expected) > 1.1 * min(expected)  # not a constant
     assert [x.passed for x in s] == [v > low for v in expected]

@@ -8,7 +8,6 @@ would have.
 
 from __future__ import annotations
 
-import copy
 import random
 import shutil
 import time
@@ -26,14 +25,15 @@ from selftaught import __version__, faults
 from selftaught.curriculum import EasyToHard, Uniform
 from selftaught.judge import JudgeContext, Score, build_judge
 from selftaught.judge.self_verdict import verdict_examples, verdict_steps
-from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, make_optimizer, sft_steps
+from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, sft_steps
 from selftaught.learn.dpo import dpo_steps
 from selftaught.learn.grpo import grpo_fresh_steps, grpo_steps
-from selftaught.models import Transformer, TransformerConfig
+from selftaught.models.char_policy import char_policies
 from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
 from selftaught.monitor.measures import correction_transitions
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
+from selftaught.policy import Policy
 from selftaught.preflight import check_runnable, needs_control_marks
 from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
 from selftaught.sample import sample_attempts
@@ -55,7 +55,6 @@ from selftaught.select.consensus import rejected_counts
 from selftaught.select.revision import revision_groups, select_revisions
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
-from selftaught.tasks.tokenizer import tokenizer_for
 
 
 @dataclass
@@ -111,33 +110,26 @@ class Run:
         self.out_dir = Path(out_dir)
         self.reporter = reporter or SilentReporter()
         self.task = check_runnable(recipe)  # the same checks load_recipe made: nothing is written before them
-        self.tokenizer = tokenizer_for(self.task.alphabet, needs_control_marks(recipe))
         seed = recipe.run.seed
         # The global generators too: a user's task may draw from them, and a resumed run restores them.
         random.seed(seed)
         np.random.seed(seed)
         self.rng = random.Random(f"{seed}-loop")
         self.generator = torch.Generator().manual_seed(seed)
-        m = recipe.model
-        cfg = TransformerConfig(vocab_size=self.tokenizer.vocab_size, n_layers=m.n_layers, d_model=m.d_model,
-                                n_heads=m.n_heads, d_ff=m.d_ff, max_len=m.max_len, positional=m.positional)
-        self.members = []
-        for i in range(m.members):
-            torch.manual_seed(seed * 1000 + i)  # independently initialised members
-            self.members.append(Transformer(cfg).to(m.device).eval())
         lr = recipe.learner
+        self.members = char_policies(recipe.model, self.task.alphabet, needs_control_marks(recipe), seed, lr.lr,
+                                     lr.weight_decay)
         self.sft = SFTSettings(lr=lr.lr, batch_size=lr.batch_size, weight_decay=lr.weight_decay,
                                warmup_steps=lr.warmup_steps, decay_fraction=lr.decay_fraction)
         # the supervised phases (seed round, verdict training) have their own rate and batch
         self.seed_sft = replace(self.sft, lr=lr.seed_lr or lr.lr, batch_size=lr.seed_batch_size or lr.batch_size)
-        self.optimizers = [make_optimizer(model, self.sft) for model in self.members]
         self.mixes = [ReplayMix(lr.newest_share) for _ in self.members]
         c, t = recipe.curriculum, recipe.task
         if c.type == "uniform":
             self.curriculum = Uniform(*c.uniform_range(t), c.problems_per_round, tuple(c.difficulty_weights))
         else:
             self.curriculum = EasyToHard(t.seed_max_difficulty, c.problems_per_round, c.span, c.gate)
-        context = JudgeContext(self.members, self.tokenizer, recipe.sampler.batch_size, self.generator)
+        context = JudgeContext(self.members, recipe.sampler.batch_size, self.generator)
         self.judges = [build_judge(j, context) for j in recipe.judges]
         self.weights = {j.type: j.weight for j in recipe.judges}
         self.verdict = next((j for j in recipe.judges if j.type == "self-verdict"), None)
@@ -338,10 +330,10 @@ class Run:
     def _with_equivalents(self) -> bool:
         return any(j.type == "consistency" for j in self.recipe.judges)
 
-    def _attempts(self, members: list[Transformer], problems: list, temperature: float,
+    def _attempts(self, members: list[Policy], problems: list, temperature: float,
                   on_batch: Callable[[int], None] | None = None) -> list[Attempt]:
         s = self.recipe.sampler
-        return sample_attempts(members, self.tokenizer, self.task, problems, samples=s.samples,
+        return sample_attempts(members, self.task, problems, samples=s.samples,
                                equivalents=self._with_equivalents, temperature=temperature, top_k=s.top_k,
                                batch_size=s.batch_size, generator=self.generator, on_batch=on_batch)
 
@@ -357,7 +349,7 @@ class Run:
     def _revise(self, round_: int, attempts: list[Attempt], temperature: float) -> list[Attempt]:
         s = self.recipe.sampler
         with self.reporter.phase(round_, "revise", len(attempts)) as bar:
-            return revise_attempts(self.members, self.tokenizer, self.task, attempts, temperature=temperature,
+            return revise_attempts(self.members, self.task, attempts, temperature=temperature,
                                    top_k=s.top_k, batch_size=s.batch_size, generator=self.generator,
                                    on_batch=bar.advance)
 
@@ -418,18 +410,18 @@ class Run:
                 if step == steps // 2:
                     faults.point("learn", round_)
 
-            for i, (model, opt, mix) in enumerate(zip(self.members, self.optimizers, self.mixes)):
+            for i, (model, mix) in enumerate(zip(self.members, self.mixes)):
                 rng = random.Random(f"{self.recipe.run.seed}-learn-{round_}-{i}")
                 if lr.type == "dpo" and picked is not None:
                     pairs = [p for p in picked.pairs if p.member == i]
-                    step_losses = dpo_steps(model, opt, self.tokenizer, pairs, steps, self.sft, lr.beta, rng,
+                    step_losses = dpo_steps(model, pairs, steps, self.sft, lr.beta, rng,
                                             lr.sft_weight, on_step=stepped)
                 elif lr.type == "grpo" and picked is not None:
                     groups = [g for g in picked.groups if g.member == i]
-                    step_losses = grpo_steps(model, opt, self.tokenizer, groups, steps, self.sft, self._temperature(),
+                    step_losses = grpo_steps(model, groups, steps, self.sft, self._temperature(),
                                              lr.clip, lr.beta, rng, on_step=stepped)
                 else:
-                    step_losses = sft_steps(model, opt, self.tokenizer, mix.draw, steps,
+                    step_losses = sft_steps(model, mix.draw, steps,
                                             self.seed_sft if supervised else self.sft, rng, on_step=stepped)
                 losses += [(i, s, v) for s, v in enumerate(step_losses)]
         phases["learn"] = time.perf_counter() - tick
@@ -455,10 +447,10 @@ class Run:
                 if step == n // 2:
                     faults.point("learn", round_)
 
-            for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
-                reference = copy.deepcopy(model).eval() if lr.beta else None  # the KL's anchor: the round's start
+            for i, model in enumerate(self.members):
+                reference = model.frozen_copy() if lr.beta else None  # the KL's anchor: the round's start
 
-                def draw(step: int, i: int = i, model: Transformer = model) -> tuple[list, int]:
+                def draw(step: int, i: int = i, model: Policy = model) -> tuple[list, int]:
                     share = problems[bounds[step]:bounds[step + 1]]
                     tick = time.perf_counter()
                     model.eval()
@@ -482,7 +474,7 @@ class Run:
                     return selection.groups, len(share)
 
                 tick = time.perf_counter()
-                step_losses = grpo_fresh_steps(model, opt, self.tokenizer, draw, n, self.sft, temperature, lr.beta,
+                step_losses = grpo_fresh_steps(model, draw, n, self.sft, temperature, lr.beta,
                                                reference, on_step=stepped)
                 clock["learn"] += time.perf_counter() - tick
                 losses += [(i, k, v) for k, v in enumerate(step_losses)]
@@ -503,16 +495,16 @@ class Run:
         problems = [rng.choice(pool) for _ in range(v.train_problems)]
         s = self.recipe.sampler
         temperature = s.temperature if s.type == "temperature" else 1.0  # a verdict must see wrong attempts too
-        attempts = sample_attempts(self.members, self.tokenizer, self.task, problems, samples=max(1, s.samples),
+        attempts = sample_attempts(self.members, self.task, problems, samples=max(1, s.samples),
                                    equivalents=False, temperature=temperature, top_k=s.top_k,
                                    batch_size=s.batch_size, generator=self.generator)
         settings = replace(self.seed_sft, lr=v.lr) if v.lr else self.seed_sft
         losses = []
         with self.reporter.phase(round_, "verdict", v.train_steps * len(self.members)) as bar:
-            for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
-                own = answer(model, self.tokenizer, self.task, problems, batch_size=s.batch_size)
+            for i, model in enumerate(self.members):
+                own = answer(model, self.task, problems, batch_size=s.batch_size)
                 anchor = [Example(p.prompt, t) for p, t in zip(problems, own)]
-                losses.append(verdict_steps(model, opt, self.tokenizer,
+                losses.append(verdict_steps(model,
                                             verdict_examples(self.task, [a for a in attempts if a.member == i]),
                                             anchor, v.train_steps, settings, rng,
                                             on_step=lambda step, loss: bar.advance()))
@@ -529,12 +521,12 @@ class Run:
         flat = [p for ps in problems.values() for p in ps]
         figures: dict[str, float] = {}
         with self.reporter.phase(round_, "evaluate", len(flat) * self.recipe.sampler.turns) as bar:
-            accuracy = accuracy_by_difficulty(self.members[0], self.tokenizer, self.task, problems,
+            accuracy = accuracy_by_difficulty(self.members[0], self.task, problems,
                                               self.recipe.sampler.batch_size, on_batch=bar.advance)
             if self.recipe.sampler.turns == 2:
                 model, batch = self.members[0], self.recipe.sampler.batch_size
-                first = answer(model, self.tokenizer, self.task, flat, batch_size=batch)
-                revised = revise_attempts([model], self.tokenizer, self.task,
+                first = answer(model, self.task, flat, batch_size=batch)
+                revised = revise_attempts([model], self.task,
                                           [Attempt(i, p, 0, t) for i, (p, t) in enumerate(zip(flat, first))],
                                           batch_size=batch, on_batch=bar.advance)
                 ok1 = [self.task.check(p, t) for p, t in zip(flat, first)]
@@ -548,17 +540,15 @@ class Run:
     # ---- persistence -----------------------------------------------------------------------------
 
     def _save_state(self, directory: Path) -> None:
-        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
-            model.save(directory / f"member-{i}")
-            torch.save(opt.state_dict(), directory / f"member-{i}" / "optimizer.pt")
+        for i, policy in enumerate(self.members):
+            policy.save(directory / f"member-{i}")
         torch.save({"rng": rng_states(self.rng, self.generator), "curriculum": self.curriculum.state_dict(),
                     "selector": {}}, directory / "state.pt")  # the consensus selector keeps no state
 
     def _restore(self, round_: int, data: list, history: list[RoundReport]) -> None:
         directory = round_dir(self.out_dir, round_)
-        for i, (model, opt) in enumerate(zip(self.members, self.optimizers)):
-            model.load_weights(directory / f"member-{i}")
-            opt.load_state_dict(torch.load(directory / f"member-{i}" / "optimizer.pt", weights_only=True))
+        for i, policy in enumerate(self.members):
+            policy.load(directory / f"member-{i}")
         state = torch.load(directory / "state.pt", weights_only=True)
         restore_rng_states(state["rng"], self.rng, self.generator)
         self.curriculum.load_state_dict(state["curriculum"])

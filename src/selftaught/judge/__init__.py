@@ -12,8 +12,7 @@ from selftaught.judge.process_reward import ProcessRewardJudge
 from selftaught.judge.self_certainty import SelfCertaintyJudge
 from selftaught.judge.self_verdict import SelfVerdictJudge
 from selftaught.judge.verifier import VerifierJudge
-from selftaught.models.transformer import Transformer
-from selftaught.tasks.tokenizer import CharTokenizer
+from selftaught.policy import Policy
 
 __all__ = ["ConsistencyJudge", "Judge", "JudgeContext", "LengthJudge", "MajorityVoteJudge", "ProcessRewardJudge",
            "Score", "SelfCertaintyJudge", "SelfVerdictJudge", "VerifierJudge", "build_judge"]
@@ -23,8 +22,7 @@ __all__ = ["ConsistencyJudge", "Judge", "JudgeContext", "LengthJudge", "Majority
 class JudgeContext:
     """What judges that consult the models need from the run."""
 
-    members: Sequence[Transformer]
-    tokenizer: CharTokenizer
+    members: Sequence[Policy]
     batch_size: int = 512
     generator: torch.Generator | None = None
 
@@ -42,10 +40,10 @@ def build_judge(settings, context: JudgeContext | None = None) -> Judge:
     if context is None:
         raise ValueError(f"judge {kind!r} consults the models: it needs a JudgeContext")
     if kind == "self-verdict":
-        return SelfVerdictJudge(context.members, context.tokenizer, settings.threshold, context.batch_size)
+        return SelfVerdictJudge(context.members, settings.threshold, context.batch_size)
     if kind == "self-certainty":
-        return SelfCertaintyJudge(context.members, context.tokenizer, settings.threshold, context.batch_size)
+        return SelfCertaintyJudge(context.members, settings.threshold, context.batch_size)
     if kind == "process-reward":
-        return ProcessRewardJudge(context.members, context.tokenizer, settings.rollouts, settings.threshold,
+        return ProcessRewardJudge(context.members, settings.rollouts, settings.threshold,
                                   settings.rollout_temperature, context.batch_size, context.generator)
     raise ValueError(f"unknown judge type {kind!r}")

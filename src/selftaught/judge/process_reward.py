@@ -13,10 +13,9 @@ from collections.abc import Sequence
 import torch
 
 from selftaught.judge.filters import Score
-from selftaught.models.transformer import Transformer
-from selftaught.sample.attempts import Attempt, complete
+from selftaught.policy import Policy
+from selftaught.sample.attempts import Attempt
 from selftaught.tasks.base import Task
-from selftaught.tasks.tokenizer import CharTokenizer
 
 
 def step_prefixes(answer: str, separator: str) -> list[str]:
@@ -29,10 +28,9 @@ class ProcessRewardJudge:
     name = "process-reward"
     uses_ground_truth = True
 
-    def __init__(self, members: Sequence[Transformer], tokenizer: CharTokenizer, rollouts: int = 4,
-                 threshold: float = 0.5, temperature: float = 1.0, batch_size: int = 512,
-                 generator: torch.Generator | None = None):
-        self.members, self.tokenizer = members, tokenizer
+    def __init__(self, members: Sequence[Policy], rollouts: int = 4, threshold: float = 0.5, temperature: float = 1.0,
+                 batch_size: int = 512, generator: torch.Generator | None = None):
+        self.members = members
         self.rollouts, self.threshold, self.temperature = rollouts, threshold, temperature
         self.batch_size, self.generator = batch_size, generator
 
@@ -44,8 +42,8 @@ class ProcessRewardJudge:
             jobs = [(i, prefix) for i, a in enumerate(attempts) if a.member == m
                     for prefix in step_prefixes(a.text, sep)]
             prompts = [attempts[i].problem.prompt + prefix for i, prefix in jobs for _ in range(self.rollouts)]
-            tails = complete(model, self.tokenizer, prompts, [None] * len(prompts), temperature=self.temperature,
-                             batch_size=self.batch_size, generator=self.generator)
+            tails = model.generate(prompts, [None] * len(prompts), temperature=self.temperature,
+                                   batch_size=self.batch_size, generator=self.generator)
             for j, (i, prefix) in enumerate(jobs):
                 wins = sum(task.check(attempts[i].problem, prefix + t)
                            for t in tails[j * self.rollouts:(j + 1) * self.rollouts])

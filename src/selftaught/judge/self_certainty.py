@@ -14,21 +14,17 @@ from collections.abc import Sequence
 import torch
 
 from selftaught.judge.filters import Score, each_members_own
-from selftaught.learn.logprobs import token_logps
-from selftaught.models.transformer import Transformer
+from selftaught.policy import Policy
 from selftaught.sample.attempts import Attempt
 from selftaught.tasks.base import Task
-from selftaught.tasks.tokenizer import CharTokenizer
 
 
 @torch.inference_mode()
-def certainty(model: Transformer, tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str],
-              batch_size: int = 512) -> list[float]:
+def certainty(policy: Policy, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 512) -> list[float]:
     """exp(mean log-probability of each answer's tokens and its end of sequence) under ``model``."""
     out: list[float] = []
     for start in range(0, len(prompts), batch_size):
-        logps, mask = token_logps(model, tokenizer, prompts[start:start + batch_size],
-                                  answers[start:start + batch_size])
+        logps, mask = policy.token_logps(prompts[start:start + batch_size], answers[start:start + batch_size])
         out += torch.exp(logps.sum(1) / mask.sum(1)).tolist()
     return out
 
@@ -39,12 +35,11 @@ class SelfCertaintyJudge:
     name = "self-certainty"
     uses_ground_truth = False
 
-    def __init__(self, members: Sequence[Transformer], tokenizer: CharTokenizer, threshold: float = 0.5,
-                 batch_size: int = 512):
-        self.members, self.tokenizer, self.threshold, self.batch_size = members, tokenizer, threshold, batch_size
+    def __init__(self, members: Sequence[Policy], threshold: float = 0.5, batch_size: int = 512):
+        self.members, self.threshold, self.batch_size = members, threshold, batch_size
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         values = each_members_own(self.members, attempts, lambda model, mine: certainty(
-            model, self.tokenizer, [a.problem.prompt for a in mine], [a.text for a in mine], self.batch_size))
+            model, [a.problem.prompt for a in mine], [a.text for a in mine], self.batch_size))
         return [Score(self.name, v, v >= self.threshold, f"own certainty (geometric-mean token probability) "
                       f"{v:.3f}") for v in values]

@@ -22,38 +22,22 @@ import torch
 import torch.nn.functional as F
 
 from selftaught.judge.filters import Score, each_members_own
-from selftaught.learn.sft import Example, SFTSettings, answer_loss_backward, optimizer_steps
-from selftaught.models.transformer import Transformer
+from selftaught.learn.sft import Example, SFTSettings, optimizer_steps
+from selftaught.policy import Policy
 from selftaught.sample.attempts import Attempt
 from selftaught.tasks.base import Problem, Task
-from selftaught.tasks.tokenizer import NO, PAD, VERDICT, YES, CharTokenizer
+from selftaught.tasks.tokenizer import NO, VERDICT, YES
 
 
 def verdict_prompt(problem: Problem, answer: str) -> str:
     return f"{problem.prompt}{answer}{VERDICT}"
 
 
-def verdict_logit(model: Transformer, tokenizer: CharTokenizer, texts: Sequence[str]) -> torch.Tensor:
-    """logit(YES) - logit(NO) after each text: the verdict's log-odds (one forward pass)."""
-    yes, no = tokenizer.encode(YES + NO)
-    encoded = [tokenizer.encode(t) for t in texts]
-    tokens = torch.full((len(encoded), max(len(e) for e in encoded)), PAD, dtype=torch.long)
-    for i, e in enumerate(encoded):
-        tokens[i, : len(e)] = torch.as_tensor(e)
-    device = model.embed.weight.device
-    last = torch.as_tensor([len(e) - 1 for e in encoded], device=device)
-    # right padding: causal attention never lets the real tokens see it
-    states = model.features(tokens.to(device))[torch.arange(len(encoded), device=device), last]
-    w = model.head.weight
-    return (states @ (w[yes] - w[no])).float()
-
-
 @torch.inference_mode()
-def verdict_probability(model: Transformer, tokenizer: CharTokenizer, texts: Sequence[str],
-                        batch_size: int = 512) -> list[float]:
+def verdict_probability(policy: Policy, texts: Sequence[str], batch_size: int = 512) -> list[float]:
     """P(YES) / (P(YES) + P(NO)) after each text."""
     return [p for start in range(0, len(texts), batch_size)
-            for p in torch.sigmoid(verdict_logit(model, tokenizer, texts[start:start + batch_size])).tolist()]
+            for p in torch.sigmoid(policy.log_odds(texts[start:start + batch_size], YES, NO)).tolist()]
 
 
 @dataclass
@@ -67,11 +51,10 @@ def verdict_examples(task: Task, attempts: Sequence[Attempt]) -> list[VerdictExa
     return [VerdictExample(verdict_prompt(a.problem, a.text), task.check(a.problem, a.text)) for a in attempts]
 
 
-def verdict_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer,
-                  examples: Sequence[VerdictExample], anchor: Sequence[Example], steps: int,
+def verdict_steps(policy: Policy, examples: Sequence[VerdictExample], anchor: Sequence[Example], steps: int,
                   settings: SFTSettings, rng: random.Random,
                   on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Teach the verdict: each step, the logistic loss of ``verdict_logit`` on a batch of
+    """Teach the verdict: each step, the logistic loss of the verdict's log-odds on a batch of
     ``examples`` (unweighted, so that P(YES) stays calibrated to how often the model is right) plus
     the answer loss on a batch of ``anchor`` (the model's own answers). Returns each step's
     verdict loss."""
@@ -80,15 +63,16 @@ def verdict_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenize
 
     def one_step(step: int) -> float:
         batch = [rng.choice(examples) for _ in range(settings.batch_size)]
-        target = torch.as_tensor([float(e.correct) for e in batch], device=model.embed.weight.device)
-        loss = F.binary_cross_entropy_with_logits(verdict_logit(model, tokenizer, [e.text for e in batch]), target)
+        logits = policy.log_odds([e.text for e in batch], YES, NO)
+        target = torch.as_tensor([float(e.correct) for e in batch], device=logits.device)
+        loss = F.binary_cross_entropy_with_logits(logits, target)
         loss.backward()
         if anchor:
-            answer_loss_backward(model, tokenizer, [rng.choice(anchor) for _ in range(settings.batch_size)],
-                                 settings.length_buckets)
+            own = [rng.choice(anchor) for _ in range(settings.batch_size)]
+            policy.answer_loss_backward([e.prompt for e in own], [e.answer for e in own])
         return loss.item()
 
-    return optimizer_steps(model, optimizer, steps, settings, one_step, "verdict loss", on_step)
+    return optimizer_steps(policy, steps, settings, one_step, "verdict loss", on_step)
 
 
 class SelfVerdictJudge:
@@ -97,11 +81,10 @@ class SelfVerdictJudge:
     name = "self-verdict"
     uses_ground_truth = False
 
-    def __init__(self, members: Sequence[Transformer], tokenizer: CharTokenizer, threshold: float = 0.5,
-                 batch_size: int = 512):
-        self.members, self.tokenizer, self.threshold, self.batch_size = members, tokenizer, threshold, batch_size
+    def __init__(self, members: Sequence[Policy], threshold: float = 0.5, batch_size: int = 512):
+        self.members, self.threshold, self.batch_size = members, threshold, batch_size
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         values = each_members_own(self.members, attempts, lambda model, mine: verdict_probability(
-            model, self.tokenizer, [verdict_prompt(a.problem, a.text) for a in mine], self.batch_size))
+            model, [verdict_prompt(a.problem, a.text) for a in mine], self.batch_size))
         return [Score(self.name, v, v >= self.threshold, f"own verdict P(correct) = {v:.3f}") for v in values]

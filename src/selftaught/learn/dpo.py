@@ -7,18 +7,15 @@ fall faster, and on reasoning tasks that drains a small model's accuracy."""
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from selftaught.learn.logprobs import token_logps
 from selftaught.learn.sft import SFTSettings, optimizer_steps
-from selftaught.models.transformer import Transformer
+from selftaught.policy import Policy
 from selftaught.select.consensus import Pair
-from selftaught.tasks.tokenizer import CharTokenizer
 
 
 def dpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
@@ -42,31 +39,29 @@ def preference_loss(logps: torch.Tensor, mask: torch.Tensor, ref_chosen: torch.T
     return loss
 
 
-def sequence_logps(model: Transformer, tokenizer: CharTokenizer, prompts: Sequence[str],
-                   completions: Sequence[str]) -> torch.Tensor:
-    logps, _ = token_logps(model, tokenizer, prompts, completions)
+def sequence_logps(policy: Policy, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
+    logps, _ = policy.token_logps(prompts, completions)
     return logps.sum(-1)
 
 
-def dpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, pairs: Sequence[Pair],
-              steps: int, settings: SFTSettings, beta: float, rng: random.Random, sft_weight: float = 0.0,
+def dpo_steps(policy: Policy, pairs: Sequence[Pair], steps: int, settings: SFTSettings, beta: float,
+              rng: random.Random, sft_weight: float = 0.0,
               on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """``steps`` optimizer steps on batches of pairs drawn with replacement; returns each loss."""
     if not pairs:
         return []
-    reference = copy.deepcopy(model).eval()
+    reference = policy.frozen_copy()
     with torch.no_grad():  # the reference never changes within the round: score every pair once
-        ref_c = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.chosen for p in pairs])
-        ref_r = sequence_logps(reference, tokenizer, [p.prompt for p in pairs], [p.rejected for p in pairs])
+        ref_c = sequence_logps(reference, [p.prompt for p in pairs], [p.chosen for p in pairs])
+        ref_r = sequence_logps(reference, [p.prompt for p in pairs], [p.rejected for p in pairs])
     def one_step(step: int) -> float:
         idx = [rng.randrange(len(pairs)) for _ in range(min(settings.batch_size, 2 * len(pairs)))]
         batch = [pairs[i] for i in idx]
         prompts = [p.prompt for p in batch]
         # chosen and rejected in one forward pass
-        logps, mask = token_logps(model, tokenizer, prompts + prompts, [p.chosen for p in batch] +
-                                  [p.rejected for p in batch])
+        logps, mask = policy.token_logps(prompts + prompts, [p.chosen for p in batch] + [p.rejected for p in batch])
         loss = preference_loss(logps, mask, ref_c[idx], ref_r[idx], beta, sft_weight)
         loss.backward()
         return loss.item()
 
-    return optimizer_steps(model, optimizer, steps, settings, one_step, "DPO loss", on_step)
+    return optimizer_steps(policy, steps, settings, one_step, "DPO loss", on_step)

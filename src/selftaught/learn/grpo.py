@@ -13,11 +13,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from selftaught.learn.logprobs import token_logps
 from selftaught.learn.sft import SFTSettings, optimizer_steps
-from selftaught.models.transformer import Transformer
+from selftaught.policy import Policy
 from selftaught.select.consensus import Group
-from selftaught.tasks.tokenizer import CharTokenizer
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -41,8 +39,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
     return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
 
 
-def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer, groups: Sequence[Group],
-               steps: int, settings: SFTSettings, temperature: float, clip: float, beta: float, rng: random.Random,
+def grpo_steps(policy: Policy, groups: Sequence[Group], steps: int, settings: SFTSettings, temperature: float,
+               clip: float, beta: float, rng: random.Random,
                on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """``steps`` optimizer steps, each on whole groups drawn from this round's samples."""
     if not groups:
@@ -52,25 +50,24 @@ def grpo_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: 
     for g in groups:
         start.append(start[-1] + len(g.completions))
     with torch.no_grad():  # the sampling policy, before any update; it is also the KL reference
-        old, _ = token_logps(model.eval(), tokenizer, prompts, completions, temperature)
+        policy.eval()
+        old, _ = policy.token_logps(prompts, completions, temperature)
     per_step = max(1, settings.batch_size // max(1, len(groups[0].completions)))
 
     def one_step(step: int) -> float:
         chosen = [rng.randrange(len(groups)) for _ in range(min(per_step, len(groups)))]
         idx = [i for g in chosen for i in range(start[g], start[g + 1])]
-        logps, mask = token_logps(model, tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx],
-                                  temperature)
+        logps, mask = policy.token_logps([prompts[i] for i in idx], [completions[i] for i in idx], temperature)
         old_b = _fit(old[idx], logps.shape[1])
         loss = grpo_loss(logps, old_b, old_b if beta else None, advantages[idx], mask, clip, clip, beta)
         loss.backward()
         return loss.item()
 
-    return optimizer_steps(model, optimizer, steps, settings, one_step, "GRPO loss", on_step)
+    return optimizer_steps(policy, steps, settings, one_step, "GRPO loss", on_step)
 
 
-def grpo_fresh_steps(model: Transformer, optimizer: torch.optim.Optimizer, tokenizer: CharTokenizer,
-                     draw: Callable[[int], tuple[Sequence[Group], int]], steps: int, settings: SFTSettings,
-                     temperature: float, beta: float, reference: Transformer | None,
+def grpo_fresh_steps(policy: Policy, draw: Callable[[int], tuple[Sequence[Group], int]], steps: int,
+                     settings: SFTSettings, temperature: float, beta: float, reference: Policy | None,
                      on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """``steps`` optimizer steps, each on the groups ``draw(step)`` samples from the model as it is
     then; ``draw`` also returns how many problems it sampled. The ratio is 1 (its gradient is the
@@ -81,16 +78,16 @@ def grpo_fresh_steps(model: Transformer, optimizer: torch.optim.Optimizer, token
         if not groups:
             return 0.0
         prompts, completions, advantages = flatten(groups)
-        logps, mask = token_logps(model, tokenizer, prompts, completions, temperature)
+        logps, mask = policy.token_logps(prompts, completions, temperature)
         ref = None
         if beta:
             with torch.no_grad():
-                ref, _ = token_logps(reference, tokenizer, prompts, completions, temperature)
+                ref, _ = reference.token_logps(prompts, completions, temperature)
         loss = grpo_loss(logps, logps.detach(), ref, advantages, mask, beta=beta) * (len(groups) / drawn)
         loss.backward()
         return loss.item()
 
-    return optimizer_steps(model, optimizer, steps, settings, one_step, "GRPO loss", on_step)
+    return optimizer_steps(policy, steps, settings, one_step, "GRPO loss", on_step)
 
 
 def flatten(groups: Sequence[Group]) -> tuple[list[str], list[str], torch.Tensor]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from selftaught.models.transformer import Transformer
+from selftaught.policy import Policy
 from selftaught.sample.attempts import answer
 from selftaught.tasks.base import Problem, Task
-from selftaught.tasks.tokenizer import CharTokenizer
 
 
 def reach(accuracy: dict[int, float], threshold: float = 0.95) -> int:
@@ -30,8 +29,7 @@ def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int
 
 
 def accuracy_by_difficulty(
-    model: Transformer,
-    tokenizer: CharTokenizer,
+    policy: Policy,
     task: Task,
     problems: dict[int, Sequence[Problem]],
     batch_size: int = 512,
@@ -39,7 +37,7 @@ def accuracy_by_difficulty(
 ) -> dict[int, float]:
     """Greedy exact-match accuracy per difficulty."""
     flat = [(d, p) for d, ps in problems.items() for p in ps]
-    texts = answer(model, tokenizer, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
+    texts = answer(policy, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
     right: dict[int, int] = {d: 0 for d in problems}
     for (d, p), t in zip(flat, texts):
         right[d] += task.check(p, t)

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from selftaught.models.generate import generate
-from selftaught.models.transformer import Transformer
+from selftaught.policy import Policy
 from selftaught.tasks.base import Problem, Task
-from selftaught.tasks.tokenizer import REVISE, CharTokenizer
+from selftaught.tasks.tokenizer import REVISE
 
 
 @dataclass
@@ -29,37 +28,6 @@ class Attempt:
         return self.text if self.first is None else f"{self.first}{REVISE}{self.text}"
 
 
-def complete(
-    model: Transformer,
-    tokenizer: CharTokenizer,
-    prompts: Sequence[str],
-    limits: Sequence[int | None],
-    *,
-    temperature: float = 0.0,
-    top_k: int = 0,
-    batch_size: int = 512,
-    generator: torch.Generator | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> list[str]:
-    """Continuations of ``prompts`` in their order, each at most its limit (None = up to the model's
-    length), written in the task's alphabet only (never the loop's control marks). Prompts are
-    batched by length so that little padding is decoded."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
-    cap = model.cfg.max_len
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        encoded = [tokenizer.encode(prompts[i]) for i in idx]
-        room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
-        texts = generate(model, encoded, room, temperature=temperature, top_k=top_k or None, generator=generator,
-                         banned=tokenizer.control_ids)
-        for i, t in zip(idx, texts):
-            out[i] = tokenizer.decode(t)
-        if on_batch is not None:
-            on_batch(len(idx))
-    return out
-
-
 def answer_limit(task: Task, problem: Problem) -> int | None:
     """Tokens an answer may take: the task's expected length plus two of slack, so that a wrong
     length shows (None = up to the model's length)."""
@@ -68,8 +36,7 @@ def answer_limit(task: Task, problem: Problem) -> int | None:
 
 
 def answer(
-    model: Transformer,
-    tokenizer: CharTokenizer,
+    policy: Policy,
     task: Task,
     problems: Sequence[Problem],
     *,
@@ -81,13 +48,12 @@ def answer(
 ) -> list[str]:
     """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
     limits = [answer_limit(task, p) for p in problems]
-    return complete(model, tokenizer, [p.prompt for p in problems], limits, temperature=temperature, top_k=top_k,
-                    batch_size=batch_size, generator=generator, on_batch=on_batch)
+    return policy.generate([p.prompt for p in problems], limits, temperature=temperature, top_k=top_k,
+                           batch_size=batch_size, generator=generator, on_batch=on_batch)
 
 
 def sample_attempts(
-    members: Sequence[Transformer],
-    tokenizer: CharTokenizer,
+    members: Sequence[Policy],
     task: Task,
     problems: Sequence[Problem],
     *,
@@ -106,7 +72,7 @@ def sample_attempts(
     flat = repeated + [e for p, es in zip(problems, eqs) for _ in range(samples) for e in es]
     attempts = []
     for m, model in enumerate(members):
-        texts = answer(model, tokenizer, task, flat, temperature=temperature, top_k=top_k,
+        texts = answer(model, task, flat, temperature=temperature, top_k=top_k,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
         cursor = len(repeated)
         for i, p in enumerate(problems):
@@ -118,8 +84,7 @@ def sample_attempts(
 
 
 def revise_attempts(
-    members: Sequence[Transformer],
-    tokenizer: CharTokenizer,
+    members: Sequence[Policy],
     task: Task,
     attempts: Sequence[Attempt],
     *,
@@ -132,18 +97,24 @@ def revise_attempts(
     """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``."""
     revised: list[Attempt | None] = [None] * len(attempts)
     for m, model in enumerate(members):
-        cap = model.cfg.max_len
         mine = [i for i, a in enumerate(attempts) if a.member == m]
         # a first attempt that ran long is cut, so that prompt, attempt and revision fit the model
-        firsts = [attempts[i].text[: max(0, (cap - len(attempts[i].problem.prompt)) // 2 - 1)] for i in mine]
+        room = [(model.max_len - len(model.tokenizer.encode(attempts[i].problem.prompt))) // 2 - 1 for i in mine]
+        firsts = [_cut(model, attempts[i].text, n) for i, n in zip(mine, room)]
         prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
         limits = [answer_limit(task, attempts[i].problem) for i in mine]
-        texts = complete(model, tokenizer, prompts, limits, temperature=temperature, top_k=top_k,
-                         batch_size=batch_size, generator=generator, on_batch=on_batch)
+        texts = model.generate(prompts, limits, temperature=temperature, top_k=top_k, batch_size=batch_size,
+                               generator=generator, on_batch=on_batch)
         for i, f, t in zip(mine, firsts, texts):
             a = attempts[i]
             revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=f)
     return revised
+
+
+def _cut(policy: Policy, text: str, tokens: int) -> str:
+    """``text`` cut to its first ``tokens`` tokens (none when ``tokens`` < 1)."""
+    ids = policy.tokenizer.encode(text)
+    return text if len(ids) <= tokens else policy.tokenizer.decode(ids[: max(0, tokens)])
 
 
 def revision_prompt(problem: Problem, first: str) -> str:

@@ -1,0 +1,201 @@
+"""Our transformer with its character tokenizer and optimizer: the first ``Policy``.
+
+Everything that knows how our model is laid out (padding and end-of-sequence ids, the head's
+weights, packing right-padded batches to their real tokens, one token per character) lives here,
+so that samplers, judges and learners work with any policy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from selftaught.models.generate import generate
+from selftaught.models.transformer import Transformer, TransformerConfig
+from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer, tokenizer_for
+
+IGNORE = -100
+# Each batch is sorted by length and run as this many micro-batches, each padded only to its own
+# longest sequence: the gradient is the same, and mixed-length batches waste far less.
+LENGTH_BUCKETS = 4
+
+
+def collate(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded inputs and next-token labels; labels are IGNORE outside the answer + EOS."""
+    seqs, starts = [], []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        p = tokenizer.encode(prompt)
+        seqs.append(p + tokenizer.encode(answer) + [EOS])
+        starts.append(len(p))
+    width = max(len(s) for s in seqs) - 1
+    inputs = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+    for i, (s, st) in enumerate(zip(seqs, starts)):
+        t = torch.as_tensor(s)
+        inputs[i, : len(s) - 1] = t[:-1]
+        labels[i, st - 1: len(s) - 1] = t[st:]
+    return inputs, labels
+
+
+def bucket_by_length(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str], n: int, device):
+    """Length-sorted micro-batches, each with its share of the batch's answer tokens, so that the
+    summed gradient equals that of the whole batch's token-mean loss."""
+    pairs = sorted(zip(prompts, answers, strict=True), key=lambda pa: len(pa[0]) + len(pa[1]))
+    size = -(-len(pairs) // max(1, n))
+    parts = [collate(tokenizer, [p for p, _ in pairs[i:i + size]], [a for _, a in pairs[i:i + size]])
+             for i in range(0, len(pairs), size)]
+    total = sum(int((labels != IGNORE).sum()) for _, labels in parts)
+    return [(x.to(device), y.to(device), int((y != IGNORE).sum()) / total) for x, y in parts]
+
+
+def make_optimizer(model: Transformer, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.98),
+    )
+
+
+class CharPolicy:
+    """``model`` and ``tokenizer`` behind the ``Policy`` protocol; ``optimizer`` None: never trains."""
+
+    def __init__(self, model: Transformer, tokenizer: CharTokenizer, optimizer: torch.optim.Optimizer | None = None,
+                 length_buckets: int = LENGTH_BUCKETS):
+        self.model, self.tokenizer, self.optimizer = model, tokenizer, optimizer
+        self.length_buckets = length_buckets
+
+    @classmethod
+    def create(cls, cfg: TransformerConfig, tokenizer: CharTokenizer, *, lr: float = 1e-3, weight_decay: float = 0.01,
+               device: str = "cpu") -> CharPolicy:
+        """A freshly initialised model (from torch's global generator) with its AdamW."""
+        model = Transformer(cfg).to(device).eval()
+        return cls(model, tokenizer, make_optimizer(model, lr, weight_decay))
+
+    @property
+    def max_len(self) -> int:
+        return self.model.cfg.max_len
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.embed.weight.device
+
+    def num_params(self) -> int:
+        return self.model.num_params()
+
+    # ---- decoding ------------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
+                 top_k: int = 0, batch_size: int = 512, generator: torch.Generator | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> list[str]:
+        """Prompts are batched by length so that little padding is decoded; answers are written in
+        the task's alphabet only (the loop's control marks are banned)."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[str] = [""] * len(prompts)
+        cap = self.max_len
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            encoded = [self.tokenizer.encode(prompts[i]) for i in idx]
+            room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
+            texts = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None,
+                             generator=generator, banned=self.tokenizer.control_ids)
+            for i, t in zip(idx, texts):
+                out[i] = self.tokenizer.decode(t)
+            if on_batch is not None:
+                on_batch(len(idx))
+        return out
+
+    # ---- scoring -------------------------------------------------------------------------------
+
+    def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, labels = collate(self.tokenizer, prompts, completions)
+        inputs, labels = inputs.to(self.device), labels.to(self.device)
+        mask = labels != IGNORE
+        # Sampled completions differ in length far more than curated answers (a wrong one may run to
+        # the length limit), so the per-token layers run on real tokens only, and the head and
+        # softmax only where a completion token is predicted.
+        valid = inputs != PAD
+        features = self.model.features(inputs, valid=valid)
+        scored = mask[valid]  # completion positions among the real tokens (they are all real)
+        logp = F.log_softmax(self.model.head(features[scored]).float() / temperature, dim=-1)
+        picked = logp.gather(-1, labels[mask][:, None]).squeeze(-1)
+        out = torch.zeros(mask.shape, dtype=picked.dtype, device=self.device).masked_scatter(mask, picked)
+        return out, mask
+
+    def log_odds(self, texts: Sequence[str], yes: str, no: str) -> torch.Tensor:
+        (y,), (n,) = self.tokenizer.encode(yes), self.tokenizer.encode(no)
+        encoded = [self.tokenizer.encode(t) for t in texts]
+        tokens = torch.full((len(encoded), max(len(e) for e in encoded)), PAD, dtype=torch.long)
+        for i, e in enumerate(encoded):
+            tokens[i, : len(e)] = torch.as_tensor(e)
+        last = torch.as_tensor([len(e) - 1 for e in encoded], device=self.device)
+        # right padding: causal attention never lets the real tokens see it
+        states = self.model.features(tokens.to(self.device))[torch.arange(len(encoded), device=self.device), last]
+        w = self.model.head.weight
+        return (states @ (w[y] - w[n])).float()
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def answer_loss_backward(self, prompts: Sequence[str], answers: Sequence[str]) -> float:
+        value = 0.0
+        for inputs, labels, weight in bucket_by_length(self.tokenizer, prompts, answers, self.length_buckets,
+                                                       self.device):
+            valid = inputs != PAD
+            logits = self.model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
+            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
+            (loss * weight).backward()  # weight = this bucket's share of the answer tokens
+            value += loss.item() * weight
+        return value
+
+    def step(self, lr: float, backward: Callable[[], float]) -> float:
+        if self.optimizer is None:
+            raise RuntimeError("this policy is a frozen copy: it has no optimizer")
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        value = backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        return value
+
+    def train(self) -> None:
+        self.model.train()
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def frozen_copy(self) -> CharPolicy:
+        return CharPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.length_buckets)
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        self.model.save(directory)
+        if self.optimizer is not None:
+            torch.save(self.optimizer.state_dict(), Path(directory) / "optimizer.pt")
+
+    def load(self, directory: Path) -> None:
+        self.model.load_weights(directory)
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(torch.load(Path(directory) / "optimizer.pt", weights_only=True))
+
+
+def char_policies(settings, alphabet: str, control: bool, seed: int, lr: float, weight_decay: float
+                  ) -> list[CharPolicy]:
+    """``settings.members`` independently initialised transformers for a task's alphabet (with the
+    loop's control marks when ``control``), each with its own AdamW."""
+    tokenizer = tokenizer_for(alphabet, control)
+    cfg = TransformerConfig(vocab_size=tokenizer.vocab_size, n_layers=settings.n_layers, d_model=settings.d_model,
+                            n_heads=settings.n_heads, d_ff=settings.d_ff, max_len=settings.max_len,
+                            positional=settings.positional)
+    policies = []
+    for i in range(settings.members):
+        torch.manual_seed(seed * 1000 + i)  # independently initialised members
+        policies.append(CharPolicy.create(cfg, tokenizer, lr=lr, weight_decay=weight_decay, device=settings.device))
+    return policies
