@@ -166,7 +166,7 @@ def loop_vs_control(out: Path, seed: int, lengths: tuple[int, ...] = (5, 6, 7), 
     figures = {"seed accuracy 1-3 (min)": min(reports[0].accuracy[d] for d in (1, 2, 3)),
                "frontier": float(reports[-1].frontier)}
     for who, r in (("loop", loop), ("control", control)):
-        texts = answer(r.members[0], r.task, probe)
+        texts = answer(r.policies[0], r.task, probe)
         for d in lengths:
             mine = [(p, t) for p, t in zip(probe, texts) if p.difficulty == d]
             figures[f"{who} length-{d} accuracy"] = sum(r.task.check(p, t) for p, t in mine) / len(mine)

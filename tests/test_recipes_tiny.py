@@ -69,13 +69,13 @@ def test_on_policy_grpo_samples_each_step_from_the_policy_then(tmp_path):
                                                   "learner.steps_per_round=8", "curriculum.problems_per_round=44",
                                                   "run.rounds=1", "learner.lr=0.001"])
     r = Run(recipe, tmp_path / "g")
-    sample = r._attempts
+    sample = r.sampler.sample
 
-    def watched(members, *args):
-        seen.append(sum(p.sum().item() for p in members[0].model.parameters()))
-        return sample(members, *args)
+    def watched(policies, *args):
+        seen.append(sum(p.sum().item() for p in policies[0].model.parameters()))
+        return sample(policies, *args)
 
-    r._attempts = watched
+    r.sampler.sample = watched
     reports = r.execute()
     with RunStore(tmp_path / "g") as store:
         attempts = store.attempts(1, limit=1000)
@@ -166,23 +166,54 @@ def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, m
         GuardedCountdown().check(unlabelled, "1")
 
 
+COMBINABLE = """
+[task]
+name = "countdown"
+seed_max_difficulty = 3
+[sampler]
+type = "temperature"
+samples = 4
+[[judges]]
+type = "verifier"
+[selector]
+type = "threshold"
+[learner]
+type = "sft"
+[curriculum]
+type = "uniform"
+"""
+
+
 @pytest.mark.parametrize("overrides, keys", [
-    (["learner.type=\"dpo\""], ["learner.type", "selector.type"]),  # DPO without a pair selector
-    (["selector.type=\"pairs\""], ["selector.type", "learner.type"]),
-    (["learner.type=\"grpo\"", "selector.type=\"groups\"", "sampler.type=\"greedy\""], ["sampler.type"]),
-    (["selector.type=\"bstar\"", "judges.0.type=\"self-verdict\""], ["verifier"]),
-    (["sampler.turns=2"], ["selector.type", "sampler.turns"]),
+    (['learner.type="dpo"'], ["learner.type = 'dpo'", "pairs", "selector.type = 'threshold'"]),
+    (['selector.type="pairs"'], ["selector.type = 'pairs'", "learner.type = 'sft'"]),
+    (['learner.type="grpo"', 'selector.type="groups"', 'sampler.type="greedy"'], ["sampler.type"]),
+    (['selector.type="bstar"', 'judges.0.type="self-verdict"'], ["verifier"]),
+    (['sampler.type="revise"'], ["sampler.type = 'revise'", "selector.type = 'revisions'"]),
+    (['selector.type="revisions"'], ["selector.type = 'revisions'", "sampler.type = 'revise'"]),
     (["monitor.pass_k=16"], ["monitor.pass_k", "sampler.samples"]),
-    (["selector.type=\"top-k\"", "sampler.samples=1", "monitor.pass_k=1"], ["sampler.samples"]),
-    (["learner.on_policy=true"], ["learner.on_policy", "learner.type"]),
-    (["sampler.revisions=4"], ["sampler.revisions", "learner.type", "selector.type"]),  # revisions only for GRPO
-    (["learner.sft_rounds=2"], ["learner.sft_rounds", "learner.type", "selector.type"]),
-    (["selector.shaping=10.0"], ["selector.shaping", "learner.type", "selector.type"]),
+    (['selector.type="top-k"', "sampler.samples=1", "monitor.pass_k=1"], ["sampler.samples"]),
+    # a key of another type: named with the type it belongs to
+    (["learner.on_policy=true"], ["learner.on_policy", "learner.type = 'grpo'", "'sft'"]),
+    (["sampler.revisions=4"], ["sampler.revisions", "sampler.type = 'revise'"]),
+    (["learner.sft_rounds=2"], ["learner.sft_rounds", "learner.type = 'grpo'"]),
+    (["selector.shaping=10.0"], ["selector.shaping", "selector.type = 'revisions'"]),
+    (["judges.0.rollouts=2"], ["judges[0].rollouts", "'process-reward'", "'verifier'"]),
+    # keys of the right type that the rest of the recipe cannot use
+    (['sampler.type="revise"', 'selector.type="revisions"', "sampler.revisions=4"], ["sampler.revisions",
+                                                                                    "learner.type"]),
+    (['sampler.type="revise"', 'selector.type="revisions"', "selector.shaping=10.0"], ["selector.shaping",
+                                                                                       "learner.type"]),
+    (['learner.type="grpo"', 'selector.type="groups"', "learner.sft_rounds=2"], ["learner.sft_rounds",
+                                                                                 "selector.type"]),
 ])
-def test_bad_combinations_are_refused_naming_the_keys(overrides, keys):
+def test_bad_combinations_are_refused_naming_the_keys(tmp_path, overrides, keys):
+    path = tmp_path / "combine.toml"
+    path.write_text(COMBINABLE)
+    load_recipe(path)  # the base is fine
     with pytest.raises(RecipeError) as e:
-        load_recipe(resolve("star"), overrides)
-    assert "star.toml" in str(e.value)
+        load_recipe(path, overrides)
+    assert str(path) in str(e.value)
     for key in keys:
         assert key in str(e.value)
 

@@ -154,7 +154,8 @@ def test_on_policy_grpo_killed_while_it_samples_between_steps_resumes_bitwise(tm
     assert fingerprint(out) == expected
 
 
-TWO_TURN_GRPO = (ON_POLICY_GRPO.replace('samples = 4\n', 'samples = 4\nturns = 2\nrevisions = 2\n')
+TWO_TURN_GRPO = (ON_POLICY_GRPO.replace('type = "temperature"\nsamples = 4\n',
+                                        'type = "revise"\nsamples = 4\nrevisions = 2\n')
                  .replace('type = "groups"', 'type = "revisions"\nshaping = 10.0')
                  .replace('on_policy = true', 'on_policy = true\nsft_rounds = 1'))
 

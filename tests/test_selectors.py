@@ -253,7 +253,6 @@ def test_process_reward_is_the_weakest_steps_rollout_success():
         def answer_length(self, problem):
             return None
 
-    import selftaught.judge.process_reward as pr
     outcomes = {"3+4*2=7;": ["4", "4", "5", "4"], "3+4*2=1;": ["9", "9", "9", "4"]}
     policy = CharPolicy(model, tok)
     policy.generate = lambda prompts, limits, **kw: [outcomes[p].pop() for p in prompts]

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from selftaught import registry
 from selftaught.builtin_recipes import builtin_recipes, resolve, summary_line
 from selftaught.recipe import RecipeError, load_recipe, notes
 from selftaught.store import FILENAME, RunStore, StoreError
@@ -149,7 +151,8 @@ _HEADLINE = ("pass@1", "sample_accuracy", "distinct_answers", "judge_auroc/self-
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="recipe file, or the name of a built-in recipe")],
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="override a setting: key=value")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="override a setting: key=value (the parts "
+                                                   "and their settings: `selftaught components`)")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME-TIME)")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the run (overrides run.seed)")] = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
@@ -260,6 +263,28 @@ def report(
                 raise UsageError(f"--out {out}: {out.parent} is not an existing directory")
         path = write_report(run_dir, out)
     console.print(f"wrote {path}")
+
+
+@app.command()
+def components(
+    role: Annotated[str | None, typer.Argument(help=f"only this role: {', '.join(registry.ROLES)}")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """List the parts a recipe can name, by role, with each one's own settings."""
+    with user_errors(debug):
+        if role is not None and role not in registry.ROLES:
+            raise UsageError(f"components {role}: no such role; one of {', '.join(registry.ROLES)}")
+    for name in [role] if role else registry.ROLES:
+        section, what = registry.ROLES[name]
+        common = [f.name for f in fields(registry.base_settings(name))]
+        table = Table("type", "what it does", "its own settings", title=f"{name} · {escape(section)} · {what}",
+                      title_justify="left")
+        for part in registry.parts(name).values():
+            table.add_row(part.name, part.summary,
+                          ", ".join(f.name for f in fields(part.settings) if f.name not in common))
+        console.print(table)
+        console.print(f"  every {name} takes {', '.join(common)}; a class of your own is named as type = "
+                      f"\"package.module:ClassName\" (docs/recipes.md)\n", highlight=False)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from selftaught.tasks.tokenizer import CONTROL, control_clash
 
 def needs_control_marks(recipe: Recipe) -> bool:
     """Whether the recipe's model reads and writes verdict or revision marks."""
-    return any(j.type == "self-verdict" for j in recipe.judges) or recipe.sampler.turns == 2
+    return any(getattr(settings, "control_marks", False) for _, _, settings in recipe.parts())
 
 
 def check_runnable(recipe: Recipe) -> Task:
@@ -25,13 +25,13 @@ def check_runnable(recipe: Recipe) -> Task:
         task = load_task(name)
     except TaskImportError as e:
         raise RecipeError(f"task.name = {name!r}: {e}") from None
-    kinds = [j.type for j in recipe.judges]
-    if "process-reward" in kinds and not getattr(task, "step_separator", None):
-        raise RecipeError(f"judges[{kinds.index('process-reward')}].type = 'process-reward' needs a task that "
-                          f"writes its answer as steps; task.name = '{name}' does not")
+    for _, where, settings in recipe.parts():
+        check = getattr(settings, "check_task", None)
+        if check is not None:
+            check(task, where)
     clash = control_clash(task.alphabet) if needs_control_marks(recipe) else ""
     if clash:
-        who = "judges.type = 'self-verdict'" if "self-verdict" in kinds else "sampler.turns = 2"
+        who = next(f"{where}.type = '{s.type}'" for _, where, s in recipe.parts() if getattr(s, "control_marks", False))
         raise RecipeError(f"{who} marks verdicts and revisions with {CONTROL!r}, but task.name = '{name}' uses "
                           f"{clash!r} in its alphabet")
     _check_device(recipe.model.device)

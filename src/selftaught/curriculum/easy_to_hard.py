@@ -20,6 +20,10 @@ class EasyToHard:
     span: int = 1
     gate: float = 0.8
 
+    @classmethod
+    def from_settings(cls, settings, context) -> EasyToHard:
+        return cls(context.recipe.task.seed_max_difficulty, settings.problems_per_round, settings.span, settings.gate)
+
     def difficulties(self) -> list[int]:
         return list(range(self.frontier + 1, self.frontier + 1 + self.span))
 

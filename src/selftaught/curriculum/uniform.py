@@ -18,6 +18,11 @@ class Uniform:
     # solves every time teach GRPO nothing (their groups are all right), so weight the others.
     weights: tuple[float, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings, context) -> Uniform:
+        return cls(*settings.uniform_range(context.recipe.task), settings.problems_per_round,
+                   tuple(settings.difficulty_weights))
+
     @property
     def frontier(self) -> int:
         return self.high

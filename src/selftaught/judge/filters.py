@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from selftaught.sample.attempts import Attempt
 from selftaught.tasks.base import Task
@@ -24,6 +24,15 @@ class Judge(Protocol):
     uses_ground_truth: bool  # monitoring says so; recipes that must not use it are checked against it
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]: ...
+
+
+@runtime_checkable
+class Trains(Protocol):
+    """A judge that is itself taught each round, after the learner (the self-verdict)."""
+
+    def train(self, task: Task, tools: Any) -> dict[str, float]:
+        """Returns figures of the training (its loss), recorded with the round's."""
+        ...
 
 
 def each_members_own(members: Sequence, attempts: Sequence[Attempt],
@@ -45,6 +54,10 @@ class LengthJudge:
     name = "length"
     uses_ground_truth = False
 
+    @classmethod
+    def from_settings(cls, settings, context) -> LengthJudge:
+        return cls()
+
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         scores = []
         for a in attempts:
@@ -59,6 +72,10 @@ class ConsistencyJudge:
 
     name = "consistency"
     uses_ground_truth = False
+
+    @classmethod
+    def from_settings(cls, settings, context) -> ConsistencyJudge:
+        return cls()
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         scores = []
@@ -83,6 +100,10 @@ class MajorityVoteJudge:
 
     def __init__(self, min_agreement: float = 0.5):
         self.min_agreement = min_agreement
+
+    @classmethod
+    def from_settings(cls, settings, context) -> MajorityVoteJudge:
+        return cls(settings.min_agreement)
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         votes: dict[int, Counter] = defaultdict(Counter)

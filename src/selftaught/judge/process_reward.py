@@ -34,6 +34,11 @@ class ProcessRewardJudge:
         self.rollouts, self.threshold, self.temperature = rollouts, threshold, temperature
         self.batch_size, self.generator = batch_size, generator
 
+    @classmethod
+    def from_settings(cls, settings, context) -> ProcessRewardJudge:
+        return cls(context.policies, settings.rollouts, settings.threshold, settings.rollout_temperature,
+                   context.recipe.sampler.batch_size, context.generator)
+
     def step_values(self, task: Task, attempts: Sequence[Attempt]) -> list[list[float]]:
         """Per attempt, the value of each step; the last step's value is whether the answer is right."""
         sep = task.step_separator

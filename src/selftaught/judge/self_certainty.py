@@ -38,6 +38,10 @@ class SelfCertaintyJudge:
     def __init__(self, members: Sequence[Policy], threshold: float = 0.5, batch_size: int = 512):
         self.members, self.threshold, self.batch_size = members, threshold, batch_size
 
+    @classmethod
+    def from_settings(cls, settings, context) -> SelfCertaintyJudge:
+        return cls(context.policies, settings.threshold, context.recipe.sampler.batch_size)
+
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         values = each_members_own(self.members, attempts, lambda model, mine: certainty(
             model, [a.problem.prompt for a in mine], [a.text for a in mine], self.batch_size))

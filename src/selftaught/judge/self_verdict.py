@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +25,12 @@ import torch.nn.functional as F
 from selftaught.judge.filters import Score, each_members_own
 from selftaught.learn.sft import Example, SFTSettings, optimizer_steps
 from selftaught.policy import Policy
-from selftaught.sample.attempts import Attempt
+from selftaught.sample.attempts import Attempt, answer, sample_attempts
 from selftaught.tasks.base import Problem, Task
 from selftaught.tasks.tokenizer import NO, VERDICT, YES
+
+if TYPE_CHECKING:
+    from selftaught.context import Tools
 
 
 def verdict_prompt(problem: Problem, answer: str) -> str:
@@ -75,16 +79,64 @@ def verdict_steps(policy: Policy, examples: Sequence[VerdictExample], anchor: Se
     return optimizer_steps(policy, steps, settings, one_step, "verdict loss", on_step)
 
 
+@dataclass
+class VerdictTraining:
+    """How the verdict is taught each round (after the learner): ``problems`` labelled seed
+    problems attempted ``samples`` times each at ``temperature`` (a verdict must see wrong
+    attempts too), ``steps`` steps at ``settings``."""
+
+    problems: int
+    steps: int
+    settings: SFTSettings
+    samples: int = 1
+    temperature: float = 1.0
+    top_k: int = 0
+    generator: torch.Generator | None = None
+
+
 class SelfVerdictJudge:
-    """Each member judges its own attempts; passes when P(YES) >= ``threshold``."""
+    """Each member judges its own attempts; passes when P(YES) >= ``threshold``. With ``training``,
+    each member is taught its verdict every round (``train``)."""
 
     name = "self-verdict"
     uses_ground_truth = False
 
-    def __init__(self, members: Sequence[Policy], threshold: float = 0.5, batch_size: int = 512):
-        self.members, self.threshold, self.batch_size = members, threshold, batch_size
+    def __init__(self, members: Sequence[Policy], threshold: float = 0.5, batch_size: int = 512,
+                 training: VerdictTraining | None = None):
+        self.members, self.threshold, self.batch_size, self.training = members, threshold, batch_size, training
+
+    @classmethod
+    def from_settings(cls, settings, context) -> SelfVerdictJudge:
+        s = context.recipe.sampler
+        supervised = replace(context.supervised, lr=settings.lr) if settings.lr else context.supervised
+        training = VerdictTraining(settings.train_problems, settings.train_steps, supervised, max(1, s.samples),
+                                   s.temperature if s.random else 1.0, getattr(s, "top_k", 0), context.generator)
+        return cls(context.policies, settings.threshold, s.batch_size, training)
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         values = each_members_own(self.members, attempts, lambda model, mine: verdict_probability(
             model, [verdict_prompt(a.problem, a.text) for a in mine], self.batch_size))
         return [Score(self.name, v, v >= self.threshold, f"own verdict P(correct) = {v:.3f}") for v in values]
+
+    def train(self, task: Task, tools: Tools) -> dict[str, float]:
+        """Teach each member to judge its own attempts: it attempts labelled seed problems and learns
+        which ones the checker accepts (the only ground truth the verdict sees), anchored by its
+        own greedy answers to the same problems. Returns the verdict's final loss as a figure."""
+        t = self.training
+        if t is None or not t.steps:
+            return {}
+        with tools.phase("verdict", t.steps * len(self.members)) as bar:
+            pool = tools.seed_problems()
+            rng = random.Random(f"{tools.seed}-verdict-{tools.round}")
+            problems = [rng.choice(pool) for _ in range(t.problems)]
+            attempts = sample_attempts(self.members, task, problems, samples=t.samples, equivalents=False,
+                                       temperature=t.temperature, top_k=t.top_k, batch_size=self.batch_size,
+                                       generator=t.generator)
+            losses = []
+            for i, model in enumerate(self.members):
+                own = answer(model, task, problems, batch_size=self.batch_size)
+                anchor = [Example(p.prompt, a) for p, a in zip(problems, own)]
+                losses.append(verdict_steps(model, verdict_examples(task, [a for a in attempts if a.member == i]),
+                                            anchor, t.steps, t.settings, rng, on_step=lambda step, loss: bar.advance()))
+        tail = losses[0][-max(1, len(losses[0]) // 10):]
+        return {"verdict_loss": sum(tail) / len(tail) if tail else float("nan")}

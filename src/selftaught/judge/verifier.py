@@ -15,6 +15,10 @@ class VerifierJudge:
     name = "verifier"
     uses_ground_truth = True
 
+    @classmethod
+    def from_settings(cls, settings, context) -> VerifierJudge:
+        return cls()
+
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         scores = []
         for a in attempts:

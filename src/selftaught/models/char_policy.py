@@ -186,16 +186,17 @@ class CharPolicy:
             self.optimizer.load_state_dict(torch.load(Path(directory) / "optimizer.pt", weights_only=True))
 
 
-def char_policies(settings, alphabet: str, control: bool, seed: int, lr: float, weight_decay: float
-                  ) -> list[CharPolicy]:
-    """``settings.members`` independently initialised transformers for a task's alphabet (with the
-    loop's control marks when ``control``), each with its own AdamW."""
-    tokenizer = tokenizer_for(alphabet, control)
+def char_policies(settings, context) -> list[CharPolicy]:
+    """The ``[model]`` part: ``settings.members`` independently initialised transformers for the
+    task's alphabet (with the loop's control marks when the recipe uses them), each with its AdamW."""
+    tokenizer = tokenizer_for(context.task.alphabet, context.control_marks)
     cfg = TransformerConfig(vocab_size=tokenizer.vocab_size, n_layers=settings.n_layers, d_model=settings.d_model,
                             n_heads=settings.n_heads, d_ff=settings.d_ff, max_len=settings.max_len,
                             positional=settings.positional)
+    learner, seed = context.recipe.learner, context.recipe.run.seed
     policies = []
     for i in range(settings.members):
         torch.manual_seed(seed * 1000 + i)  # independently initialised members
-        policies.append(CharPolicy.create(cfg, tokenizer, lr=lr, weight_decay=weight_decay, device=settings.device))
+        policies.append(CharPolicy.create(cfg, tokenizer, lr=learner.lr, weight_decay=learner.weight_decay,
+                                          device=settings.device))
     return policies

@@ -64,14 +64,16 @@ def sample_attempts(
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
+    member_ids: Sequence[int] | None = None,
 ) -> list[Attempt]:
     """``samples`` attempts per (problem, member), ordered by member, problem, sample; with
-    ``equivalents``, each attempt also answers the problem's other phrasings."""
+    ``equivalents``, each attempt also answers the problem's other phrasings. ``member_ids``: the
+    run's indices of ``members`` (default 0, 1, ...)."""
     eqs = [task.equivalents(p) if equivalents else [] for p in problems]
     repeated = [p for p in problems for _ in range(samples)]
     flat = repeated + [e for p, es in zip(problems, eqs) for _ in range(samples) for e in es]
     attempts = []
-    for m, model in enumerate(members):
+    for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
         texts = answer(model, task, flat, temperature=temperature, top_k=top_k,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
         cursor = len(repeated)
@@ -93,10 +95,12 @@ def revise_attempts(
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
+    member_ids: Sequence[int] | None = None,
 ) -> list[Attempt]:
-    """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``."""
+    """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``
+    (``member_ids`` as in ``sample_attempts``)."""
     revised: list[Attempt | None] = [None] * len(attempts)
-    for m, model in enumerate(members):
+    for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
         mine = [i for i, a in enumerate(attempts) if a.member == m]
         # a first attempt that ran long is cut, so that prompt, attempt and revision fit the model
         room = [(model.max_len - len(model.tokenizer.encode(attempts[i].problem.prompt))) // 2 - 1 for i in mine]

@@ -103,7 +103,7 @@ def drop_harder_than(selection: Selection, attempts: Sequence[Attempt], top: int
     curriculum's gate); their attempts are marked as not used, with the reason."""
     by_prompt = {a.problem.prompt: a.problem.difficulty for a in attempts}
     by_id = {a.problem_id: a.problem.difficulty for a in attempts}
-    if max(by_id.values(), default=0) <= top:
+    if max(by_id.values(), default=0) <= top or not selection.examples:  # pairs and groups are left whole
         return selection
     why = f"; difficulty above {top}, where the gate stopped: not trained on"
     easy = [a.problem.difficulty <= top for a in attempts]
