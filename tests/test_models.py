@@ -127,3 +127,24 @@ def test_banned_tokens_are_never_generated():
     # banning a token greedy never picks changes nothing
     unused = next(t for t in range(2, 16) if not any(t in o for o in free))
     assert generate(model, ps, 10, banned=[unused]) == free
+
+
+def test_generated_log_probs_equal_an_independent_forward_pass():
+    """The decoder's per-token log-probabilities (KV cache, left padding, compaction) against the
+    policy's ``token_logps`` (one full forward pass per batch, right padding): at temperature 1 the
+    same distribution, and greedy's are the model's own."""
+    from selftaught.models.char_policy import CharPolicy
+    from selftaught.tasks.tokenizer import CharTokenizer
+
+    tok = CharTokenizer("0123456789+=ab")  # 14 characters + PAD and EOS: the tiny model's 16
+    policy = CharPolicy(tiny(), tok)
+    texts = ["12+3=", "7+45=", "9=", "ab1", "5+5+5+5="]
+    for temperature, top_k in ((1.0, 0), (0.0, 0), (0.7, 0)):
+        done = policy.generate(texts * 4, [6] * 20, temperature=temperature, top_k=top_k,
+                               generator=torch.Generator().manual_seed(3), batch_size=7)
+        assert len({c.text for c in done}) > 3  # not one answer for every prompt
+        logps, mask = policy.token_logps(texts * 4, [c.text for c in done], temperature=temperature or 1.0)
+        for i, c in enumerate(done):
+            assert c.text == tok.decode(c.ids) and len(c.logps) == len(c.ids)
+            expected = logps[i][mask[i]][: len(c.ids)]  # the completion's tokens; its EOS (if any) follows
+            torch.testing.assert_close(torch.tensor(c.logps), expected.float(), atol=1e-4, rtol=1e-4)

@@ -17,6 +17,7 @@ from selftaught.models import Transformer, TransformerConfig
 from selftaught.models.char_policy import CharPolicy
 from selftaught.models.generate import score as sequence_logp
 from selftaught.monitor import label_precision
+from selftaught.policy import Completion
 from selftaught.sample.attempts import Attempt
 from selftaught.select import (
     build_groups,
@@ -255,7 +256,7 @@ def test_process_reward_is_the_weakest_steps_rollout_success():
 
     outcomes = {"3+4*2=7;": ["4", "4", "5", "4"], "3+4*2=1;": ["9", "9", "9", "4"]}
     policy = CharPolicy(model, tok)
-    policy.generate = lambda prompts, limits, **kw: [outcomes[p].pop() for p in prompts]
+    policy.generate = lambda prompts, limits, **kw: [Completion(outcomes[p].pop(), [], []) for p in prompts]
     judge = ProcessRewardJudge([policy], rollouts=4, threshold=0.5)
     values = judge.step_values(Scripted(), attempts([(P0, ["7;4", "1;4"])]))
     assert values == [[0.75, 1.0], [0.25, 1.0]]  # 3 of 4 rollouts from "7;" succeed, 1 of 4 from "1;"

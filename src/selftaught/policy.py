@@ -9,8 +9,16 @@ must be saved for a run to resume exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+
+@dataclass
+class Completion:
+    text: str
+    ids: list[int]  # its tokens (the end of sequence not included)
+    logps: list[float]  # each token's log-probability under the distribution it was drawn from
 
 
 class Tokenizer(Protocol):
@@ -25,10 +33,11 @@ class Policy(Protocol):
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, batch_size: int = 512, generator: Any = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[str]:
+                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
         """Completions of ``prompts`` in their order, each at most its limit in tokens (None = up to
-        ``max_len``); ``temperature`` 0 is greedy; ``generator`` is the run's torch generator, the
-        only randomness used. Completions never contain the loop's control marks."""
+        ``max_len``); ``temperature`` 0 is greedy (log-probabilities then are the model's own);
+        ``generator`` is the run's torch generator, the only randomness used. Completions never
+        contain the loop's control marks."""
         ...
 
     def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0

@@ -47,8 +47,8 @@ class ProcessRewardJudge:
             jobs = [(i, prefix) for i, a in enumerate(attempts) if a.member == m
                     for prefix in step_prefixes(a.text, sep)]
             prompts = [attempts[i].problem.prompt + prefix for i, prefix in jobs for _ in range(self.rollouts)]
-            tails = model.generate(prompts, [None] * len(prompts), temperature=self.temperature,
-                                   batch_size=self.batch_size, generator=self.generator)
+            tails = [c.text for c in model.generate(prompts, [None] * len(prompts), temperature=self.temperature,
+                                                    batch_size=self.batch_size, generator=self.generator)]
             for j, (i, prefix) in enumerate(jobs):
                 wins = sum(task.check(attempts[i].problem, prefix + t)
                            for t in tails[j * self.rollouts:(j + 1) * self.rollouts])

@@ -161,9 +161,9 @@ class GRPO:
 
     consumes = "groups"
 
-    def __init__(self, policies: Sequence[Policy], settings: SFTSettings, steps: int, temperature: float, clip: float,
-                 beta: float, on_policy: bool, seed: int, warm_up: SFT | None = None, sft_rounds: int = 0):
-        self.policies, self.settings, self.steps, self.temperature = policies, settings, steps, temperature
+    def __init__(self, policies: Sequence[Policy], settings: SFTSettings, steps: int, clip: float, beta: float,
+                 on_policy: bool, seed: int, warm_up: SFT | None = None, sft_rounds: int = 0):
+        self.policies, self.settings, self.steps = policies, settings, steps
         self.clip, self.beta, self.gathers, self.seed = clip, beta, on_policy, seed
         self.warm_up, self.sft_rounds = warm_up, sft_rounds
 
@@ -171,9 +171,8 @@ class GRPO:
     def from_settings(cls, settings, context: Context) -> GRPO:
         seed = context.recipe.run.seed
         warm_up = SFT(context.policies, context.replay, context.supervised, settings.steps_per_round, seed)
-        return cls(context.policies, _sft_settings(settings), settings.steps_per_round,
-                   context.recipe.sampler.temperature, settings.clip, settings.beta, settings.on_policy, seed,
-                   warm_up, settings.sft_rounds)
+        return cls(context.policies, _sft_settings(settings), settings.steps_per_round, settings.clip, settings.beta,
+                   settings.on_policy, seed, warm_up, settings.sft_rounds)
 
     def for_round(self, round_: int) -> SFT | GRPO:
         return self.warm_up if round_ <= self.sft_rounds else self
@@ -187,7 +186,7 @@ class GRPO:
         return Learned(train_members(job.round, self.seed, self.policies, self.steps, job.tools,
                                      lambda i, policy, rng, on_step: grpo_steps(
                                          policy, [g for g in groups if g.member == i], self.steps, self.settings,
-                                         self.temperature, self.clip, self.beta, rng, on_step=on_step)))
+                                         job.temperature, self.clip, self.beta, rng, on_step=on_step)))
 
     def _learn_on_policy(self, job: LearnJob) -> Learned:
         """The round's problems are shared out across its steps; each step samples its share from

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from selftaught.models.generate import generate
 from selftaught.models.transformer import Transformer, TransformerConfig
+from selftaught.policy import Completion
 from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer, tokenizer_for
 
 IGNORE = -100
@@ -92,20 +93,20 @@ class CharPolicy:
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, batch_size: int = 512, generator: torch.Generator | None = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[str]:
+                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
         """Prompts are batched by length so that little padding is decoded; answers are written in
         the task's alphabet only (the loop's control marks are banned)."""
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[str] = [""] * len(prompts)
+        out: list[Completion] = [Completion("", [], [])] * len(prompts)
         cap = self.max_len
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             encoded = [self.tokenizer.encode(prompts[i]) for i in idx]
             room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
-            texts = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None,
-                             generator=generator, banned=self.tokenizer.control_ids)
-            for i, t in zip(idx, texts):
-                out[i] = self.tokenizer.decode(t)
+            ids, logps = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None,
+                                  generator=generator, banned=self.tokenizer.control_ids, with_logps=True)
+            for i, t, lp in zip(idx, ids, logps):
+                out[i] = Completion(self.tokenizer.decode(t), t, lp)
             if on_batch is not None:
                 on_batch(len(idx))
         return out

@@ -31,17 +31,25 @@ def _left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator,
-          banned: torch.Tensor | None = None) -> torch.Tensor:
+          banned: torch.Tensor | None = None, with_logp: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The next token of each row and, ``with_logp``, its log-probability under the distribution
+    it was drawn from (greedy: the model's own, without the banned tokens)."""
     if banned is not None:
         logits = logits.index_fill(-1, banned, float("-inf"))
     if temperature <= 0:
-        return logits.argmax(-1)
+        tok = logits.argmax(-1)
+        return tok, _logp_of(logits, tok) if with_logp else None
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return tok, _logp_of(logits, tok) if with_logp else None
+
+
+def _logp_of(logits: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(logits.float(), dim=-1).gather(-1, tok[:, None]).squeeze(1)
 
 
 @torch.inference_mode()
@@ -55,9 +63,11 @@ def generate(
     generator: torch.Generator | None = None,
     banned: Sequence[int] = (),
     compact_below: float = 0.75,
-) -> list[list[int]]:
+    with_logps: bool = False,
+) -> list[list[int]] | tuple[list[list[int]], list[list[float]]]:
     """New tokens for each prompt, up to and excluding EOS. ``temperature=0`` is greedy;
-    ``banned`` tokens are never picked.
+    ``banned`` tokens are never picked. ``with_logps``: also each token's log-probability under the
+    distribution it was drawn from (logits / temperature, top-k and banned tokens removed).
 
     ``compact_below``: compact the batch once fewer than this share of its rows are still running
     (copying the cache costs about one decoding step, so compacting every step would not pay).
@@ -93,12 +103,15 @@ def generate(
 
     never = torch.as_tensor(list(banned), dtype=torch.long, device=device) if len(banned) else None
     out = torch.full((B, steps), PAD, dtype=torch.long, device=device)
+    out_logp = torch.zeros((B, steps), dtype=torch.float32, device=device) if with_logps else None
     rows = torch.arange(B, device=device)  # original index of each row still in the batch
     running = torch.ones(B, dtype=torch.bool, device=device)
     pos = P - start  # next position of each row
     for s in range(steps):
-        tok = _pick(logits, temperature, top_k, generator, never)
+        tok, logp = _pick(logits, temperature, top_k, generator, never, with_logps)
         out[rows[running], s] = tok[running]
+        if out_logp is not None:
+            out_logp[rows[running], s] = logp[running]
         running &= (tok != EOS) & (limits[rows] > s + 1)
         alive = int(running.sum())
         if alive == 0:
@@ -119,7 +132,9 @@ def generate(
     for row in out.tolist():
         n = next((i for i, t in enumerate(row) if t in (EOS, PAD)), len(row))
         result.append(row[:n])
-    return result
+    if out_logp is None:
+        return result
+    return result, [lp[: len(ids)] for ids, lp in zip(result, out_logp.tolist())]
 
 
 @torch.inference_mode()

@@ -48,8 +48,9 @@ def answer(
 ) -> list[str]:
     """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
     limits = [answer_limit(task, p) for p in problems]
-    return policy.generate([p.prompt for p in problems], limits, temperature=temperature, top_k=top_k,
-                           batch_size=batch_size, generator=generator, on_batch=on_batch)
+    return [c.text for c in policy.generate([p.prompt for p in problems], limits, temperature=temperature,
+                                            top_k=top_k, batch_size=batch_size, generator=generator,
+                                            on_batch=on_batch)]
 
 
 def sample_attempts(
@@ -107,8 +108,8 @@ def revise_attempts(
         firsts = [_cut(model, attempts[i].text, n) for i, n in zip(mine, room)]
         prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
         limits = [answer_limit(task, attempts[i].problem) for i in mine]
-        texts = model.generate(prompts, limits, temperature=temperature, top_k=top_k, batch_size=batch_size,
-                               generator=generator, on_batch=on_batch)
+        texts = [c.text for c in model.generate(prompts, limits, temperature=temperature, top_k=top_k,
+                                                batch_size=batch_size, generator=generator, on_batch=on_batch)]
         for i, f, t in zip(mine, firsts, texts):
             a = attempts[i]
             revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=f)
