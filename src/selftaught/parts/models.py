@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from selftaught.registry import register, register_role
@@ -11,8 +13,7 @@ from selftaught.settings import RecipeError, setting
 
 @dataclass
 class ModelSettings:
-    type: str = setting("transformer", "the policy: 'transformer' (ours, trained from scratch) or "
-                        "'package.module:ClassName'")
+    type: str = setting("transformer", "the policy")
     members: int = setting(1, "independently seeded models; majority-vote judges vote across them", min=1)
     device: str = setting("cpu", "torch device the models live on: cpu, cuda, cuda:1, ...")
 
@@ -27,12 +28,59 @@ class TransformerSettings(ModelSettings):
     max_len: int = setting(256, "longest sequence the model handles", min=8)
 
     def check(self, recipe, where: str) -> None:
+        if recipe.task.chat:
+            raise RecipeError(f"task.chat = true formats prompts with a chat template: {where}.type = 'transformer' "
+                              "has none (set model.type = 'hf')")
         if self.d_model % self.n_heads:
             raise RecipeError(f"{where}.d_model ({self.d_model}) must be divisible by {where}.n_heads ({self.n_heads})")
         if (self.d_model // self.n_heads) % 2 and self.positional == "rope":
             raise RecipeError(f"{where}: rope needs an even head width (d_model / n_heads)")
 
 
+@dataclass
+class HFSettings(ModelSettings):
+    path: str = setting("", "a local Hugging Face model directory (config.json, safetensors, tokenizer)")
+    gguf: str = setting("", "or a .gguf file (a path, or 'package/file.gguf' inside an installed package), "
+                        "dequantized by transformers (the gguf package); the converted model is cached in "
+                        "$SELFTAUGHT_CACHE (~/.cache/selftaught)")
+    dtype: Literal["float32", "bfloat16"] = setting("float32", "weights' dtype (bfloat16 where the device "
+                                                    "supports it)")
+    gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
+                                           "about a third more time")
+    lora_rank: int = setting(0, "train LoRA adapters of this rank on every linear layer (peft) instead of every "
+                             "weight (0 = full fine-tuning)", min=0)
+
+    def check(self, recipe, where: str) -> None:
+        if bool(self.path) == bool(self.gguf):
+            raise RecipeError(f"{where}.type = 'hf' loads one model: set {where}.path (a model directory) or "
+                              f"{where}.gguf (a .gguf file), not {'both' if self.path else 'neither'}")
+        if self.path and not (Path(self.path).expanduser() / "config.json").is_file():
+            raise RecipeError(f"{where}.path = {self.path!r}: not a local model directory (no config.json there; "
+                              "models are never downloaded)")
+        if self.gguf and local_file(self.gguf) is None:
+            raise RecipeError(f"{where}.gguf = {self.gguf!r}: no such file, nor in an installed package (models "
+                              "are never downloaded)")
+
+
+def local_file(value: str) -> Path | None:
+    """``value`` as a file: a path, or ``package/relative/path`` inside an installed package
+    (found without importing it). None when neither exists."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    package, _, rest = value.partition("/")
+    try:
+        spec = importlib.util.find_spec(package) if package.isidentifier() and rest else None
+    except (ImportError, ValueError):
+        spec = None
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(root) / rest).is_file():
+            return Path(root) / rest
+    return None
+
+
 register_role("model", ModelSettings)
 register("model", "transformer", TransformerSettings, "selftaught.models.char_policy:char_policies",
          "our Llama-shaped transformer with a character tokenizer, trained from scratch")
+register("model", "hf", HFSettings, "selftaught.models.hf_policy:hf_policies",
+         "a Hugging Face causal LM from a local directory or a .gguf file (transformers)")

