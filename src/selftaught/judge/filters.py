@@ -106,14 +106,17 @@ class MajorityVoteJudge:
         return cls(settings.min_agreement)
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
+        # a task whose replies are free text votes on the answer its checker reads of them
+        read = getattr(task, "answer", None) or (lambda text: text)
+        said = [read(a.text) for a in attempts]
         votes: dict[int, Counter] = defaultdict(Counter)
-        for a in attempts:
-            votes[a.problem_id][a.text] += 1
+        for a, s in zip(attempts, said):
+            votes[a.problem_id][s] += 1
         scores = []
-        for a in attempts:
+        for a, s in zip(attempts, said):
             counts = votes[a.problem_id]
             total = sum(counts.values())
-            share = counts[a.text] / total
-            ok = share >= self.min_agreement and counts[a.text] == max(counts.values())
-            scores.append(Score(self.name, share, ok, f"{counts[a.text]}/{total} members agree"))
+            share = counts[s] / total
+            ok = s is not None and share >= self.min_agreement and counts[s] == max(counts.values())
+            scores.append(Score(self.name, share, ok, f"{counts[s]}/{total} members agree"))
         return scores

@@ -128,8 +128,8 @@ class HFPolicy:
                     pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos)
             new = done.sequences[:, width:]
             # the scores are the processed logits each token was drawn from (temperature, top-k)
-            logp = torch.stack([F.log_softmax(s.float(), -1) for s in done.scores], 1)
-            picked = logp.gather(-1, new[:, :, None]).squeeze(-1).tolist()
+            picked = torch.stack([F.log_softmax(s.float(), -1).gather(-1, new[:, k, None]).squeeze(-1)
+                                  for k, s in enumerate(done.scores)], 1).tolist()
             for row, i in enumerate(idx):
                 tokens = new[row].tolist()[: room[row]]
                 n = next((k for k, t in enumerate(tokens) if t == self.eos), len(tokens))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from selftaught.registry import register, register_role
 from selftaught.settings import RecipeError, setting
@@ -17,6 +17,9 @@ class ModelSettings:
     members: int = setting(1, "independently seeded models; majority-vote judges vote across them", min=1)
     device: str = setting("cpu", "torch device the models live on: cpu, cuda, cuda:1, ...")
 
+    # the loop's verdict and revision marks are tokens of their own, which a task's text may not use
+    reserves_marks: ClassVar[bool] = False
+
 
 @dataclass
 class TransformerSettings(ModelSettings):
@@ -26,6 +29,8 @@ class TransformerSettings(ModelSettings):
     d_ff: int = setting(512, "SwiGLU hidden width", min=8)
     positional: Literal["none", "rope"] = setting("none", "positional encoding: none (NoPE) or rope")
     max_len: int = setting(256, "longest sequence the model handles", min=8)
+
+    reserves_marks: ClassVar[bool] = True
 
     def check(self, recipe, where: str) -> None:
         if recipe.task.chat:

@@ -30,9 +30,10 @@ class Attempt:
 
 def answer_limit(task: Task, problem: Problem) -> int | None:
     """Tokens an answer may take: the task's expected length plus two of slack, so that a wrong
-    length shows (None = up to the model's length)."""
+    length shows; else the task's ``max_answer_tokens`` (a free-text reply's budget), else None
+    (up to the model's length)."""
     n = task.answer_length(problem)
-    return None if n is None else n + 2
+    return getattr(task, "max_answer_tokens", None) if n is None else n + 2
 
 
 def answer(

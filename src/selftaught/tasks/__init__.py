@@ -10,9 +10,10 @@ from selftaught.tasks.countdown import Countdown
 from selftaught.tasks.modular import ModularChain
 from selftaught.tasks.strings import StringCopy, StringReverse
 from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer
+from selftaught.tasks.words import WordArithmetic
 
 BUILTIN_TASKS = {cls().name: cls for cls in (ReversedAddition, StringCopy, StringReverse, Countdown,
-                                              ModularChain)}
+                                              ModularChain, WordArithmetic)}
 
 
 class TaskImportError(ValueError):
@@ -57,4 +58,4 @@ def load_task(name: str) -> Task:
 
 
 __all__ = ["EOS", "PAD", "CharTokenizer", "Countdown", "ModularChain", "Problem", "ReversedAddition", "StringCopy",
-           "StringReverse", "Task", "TaskImportError", "load_task"]
+           "StringReverse", "Task", "TaskImportError", "WordArithmetic", "load_task"]
