@@ -19,7 +19,8 @@ import torch
 from gemm import gemm_flops  # bench/gemm.py: scripts here run with bench/ on sys.path
 from selftaught.learn import Example, SFTSettings, sft_steps
 from selftaught.models import Transformer, TransformerConfig
-from selftaught.models.char_policy import LENGTH_BUCKETS, CharPolicy, bucket_by_length, make_optimizer
+from selftaught.models.char_policy import LENGTH_BUCKETS, CharPolicy, bucket_by_length
+from selftaught.models.optim import make_optimizer
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import PAD
 

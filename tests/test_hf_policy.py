@@ -2,10 +2,7 @@
 (no hub), saved and loaded through the real loading code; and on the SmolLM2 GGUF when installed."""
 
 import copy
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +10,12 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from selftaught import faults  # noqa: E402
-from selftaught.models.hf_policy import HFPolicy, ModelLoadError, load_pretrained, make_optimizer  # noqa: E402
+from selftaught.models.hf_policy import HFPolicy, ModelLoadError, load_pretrained  # noqa: E402
+from selftaught.models.optim import make_optimizer  # noqa: E402
 from selftaught.parts.models import local_file  # noqa: E402
 from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
 from selftaught.store.fingerprint import run_fingerprint  # noqa: E402
+from test_resume import selftaught  # noqa: E402  (the CLI in a subprocess, with an optional kill point)
 
 CHARS = "0123456789+=?YN| abcdefghijklmnopqrstuvwxyz"
 
@@ -170,14 +168,6 @@ eval_per_difficulty = 4
 eval_ahead = 1
 pass_k = 2
 """
-
-
-def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
-    if kill_at:
-        env[faults.ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.slow(20)

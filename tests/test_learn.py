@@ -5,7 +5,8 @@ import torch
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings, sft_steps
 from selftaught.learn.sft import wsd_lr
 from selftaught.models import Transformer, TransformerConfig
-from selftaught.models.char_policy import IGNORE, CharPolicy, collate, make_optimizer
+from selftaught.models.char_policy import IGNORE, CharPolicy, collate
+from selftaught.models.optim import make_optimizer
 from selftaught.tasks import CharTokenizer, ReversedAddition
 
 task = ReversedAddition()

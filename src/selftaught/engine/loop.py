@@ -30,7 +30,8 @@ from selftaught.context import Context, Phase, Tools
 from selftaught.judge import Score
 from selftaught.judge.filters import Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
-from selftaught.learn.learners import SFT, Learned, LearnJob, tail_mean
+from selftaught.learn.learners import SFT, Learned, LearnJob
+from selftaught.learn.sft import tail_mean
 from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from selftaught.judge.filters import Score, each_members_own
-from selftaught.learn.sft import Example, SFTSettings, optimizer_steps
+from selftaught.learn.sft import Example, SFTSettings, optimizer_steps, tail_mean
 from selftaught.policy import Policy
 from selftaught.sample.attempts import Attempt, answer, sample_attempts
 from selftaught.tasks.base import Problem, Task
@@ -138,5 +138,4 @@ class SelfVerdictJudge:
                 anchor = [Example(p.prompt, a) for p, a in zip(problems, own)]
                 losses.append(verdict_steps(model, verdict_examples(task, [a for a in attempts if a.member == i]),
                                             anchor, t.steps, t.settings, rng, on_step=lambda step, loss: bar.advance()))
-        tail = losses[0][-max(1, len(losses[0]) // 10):]
-        return {"verdict_loss": sum(tail) / len(tail) if tail else float("nan")}
+        return {"verdict_loss": tail_mean([(0, k, x) for k, x in enumerate(losses[0])])}

@@ -59,15 +59,6 @@ class Learner(Protocol):
     def learn(self, job: LearnJob) -> Learned: ...
 
 
-def tail_mean(steps: Steps) -> float:
-    """Mean loss over each member's last tenth of steps (the round's loss figure)."""
-    if not steps:
-        return float("nan")
-    last = max(s for _, s, _ in steps) + 1
-    tail = [v for _, s, v in steps if s >= last - max(1, last // 10)]
-    return sum(tail) / len(tail)
-
-
 def train_members(round_: int, seed: int, policies: Sequence[Policy], steps: int, tools: Tools,
                   one: Callable[[int, Policy, random.Random, Callable[[int, float], None]], list[float]]) -> Steps:
     """``one(i, policy, rng, on_step)`` trains member i for ``steps`` steps; a progress bar and the

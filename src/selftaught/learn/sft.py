@@ -17,6 +17,15 @@ class Example:
     member: int | None = None  # the one member this is for (multiagent); None = every member
 
 
+def tail_mean(steps: list[tuple[int, int, float]]) -> float:
+    """Mean loss over each member's last tenth of (member, step, loss) steps (the round's loss figure)."""
+    if not steps:
+        return float("nan")
+    last = max(s for _, s, _ in steps) + 1
+    tail = [v for _, s, v in steps if s >= last - max(1, last // 10)]
+    return sum(tail) / len(tail)
+
+
 def wsd_lr(step: int, total: int, peak: float, warmup: int, decay_frac: float) -> float:
     """Warmup-stable-decay (the SIT paper's schedule): linear up, flat, linear down to 10%."""
     if step < warmup:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from selftaught.models.generate import generate
+from selftaught.models.optim import make_optimizer, optimizer_step
 from selftaught.models.transformer import Transformer, TransformerConfig
 from selftaught.policy import Completion
 from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer, tokenizer_for
@@ -52,15 +53,6 @@ def bucket_by_length(tokenizer: CharTokenizer, prompts: Sequence[str], answers: 
              for i in range(0, len(pairs), size)]
     total = sum(int((labels != IGNORE).sum()) for _, labels in parts)
     return [(x.to(device), y.to(device), int((y != IGNORE).sum()) / total) for x, y in parts]
-
-
-def make_optimizer(model: Transformer, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98),
-    )
 
 
 class CharPolicy:
@@ -155,15 +147,7 @@ class CharPolicy:
         return value
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:
-        if self.optimizer is None:
-            raise RuntimeError("this policy is a frozen copy: it has no optimizer")
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        value = backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        return value
+        return optimizer_step(self.model, self.optimizer, lr, backward)
 
     def train(self) -> None:
         self.model.train()

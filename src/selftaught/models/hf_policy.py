@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from selftaught.models.optim import make_optimizer, optimizer_step
 from selftaught.parts.models import local_file
 from selftaught.policy import Completion
 
@@ -197,15 +198,7 @@ class HFPolicy:
         return loss.item()
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:
-        if self.optimizer is None:
-            raise RuntimeError("this policy is a frozen copy: it has no optimizer")
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        value = backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
-        self.optimizer.step()
-        return value
+        return optimizer_step(self.model, self.optimizer, lr, backward)
 
     def train(self) -> None:
         self.model.train()
@@ -248,13 +241,6 @@ class HFPolicy:
         self.model.tie_weights()
         if self.optimizer is not None:
             self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
-
-
-def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return torch.optim.AdamW([{"params": [p for _, p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
-                              {"params": [p for _, p in trainable if p.dim() < 2], "weight_decay": 0.0}],
-                             lr=lr, betas=(0.9, 0.98))
 
 
 def with_lora(model, rank: int):
