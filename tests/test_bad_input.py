@@ -95,7 +95,7 @@ def _recipe_cases():
         ("task class missing", GOOD.replace('"reversed-addition"', '"selftaught.tasks:NoSuchTask"'),
          ["task.name", "no attribute 'NoSuchTask'"]),
         ("unknown built-in task", GOOD.replace('"reversed-addition"', '"additon"'), ["task.name", "unknown task"]),
-        ("task that is not a class", GOOD.replace('"reversed-addition"', '"os:sep"'), ["os:sep", "not a Task class"]),
+        ("task that is not a class", GOOD.replace('"reversed-addition"', '"os:sep"'), ["os:sep", "not a class"]),
         ("task without a checker", GOOD.replace('"reversed-addition"', '"collections:OrderedDict"'),
          ["is not a Task", "sample"]),
         ("task empty import path", GOOD.replace('"reversed-addition"', '":Task"'), ["package.module:ClassName"]),
@@ -104,6 +104,53 @@ def _recipe_cases():
          ["self-verdict", "'?'", "QuestionMarks"]),
         ("not a torch device", GOOD + '[model]\ndevice = "tpu9"\n', ["model.device", "not a torch device"]),
     ]
+
+
+def _jsonl_cases():
+    """(id, the data file's lines (None: no file), extra [task] keys, words the message must hold)."""
+    good = '{"question": "What is 2 + 2?", "answer": "#### 4", "level": 1}'
+    return [
+        ("not JSON", [good, '{"question": "x"'], "", ["data.jsonl:2", "not valid JSON"]),
+        ("not an object", ["[1, 2]"], "", ["data.jsonl:1", "expected a JSON object, found list"]),
+        ("field missing", [good, '{"question": "What is 1 + 1?", "level": 1}'], "",
+         ["data.jsonl:2", "no 'answer' field", "answer_field"]),
+        ("renamed field missing", [good], 'question_field = "problem"\n', ["data.jsonl:1", "no 'problem' field"]),
+        ("empty question", ['{"question": "  ", "answer": "1", "level": 1}'], "",
+         ["data.jsonl:1", "'question' must be a non-empty string"]),
+        ("bad difficulty", [good, "", '{"question": "q", "answer": "1", "level": 0}'], "",
+         ["data.jsonl:3", "'level' must be an integer >= 1, found 0"]),
+        ("nothing after the GSM8K marker", ['{"question": "q", "answer": "so ####", "level": 1}'], "",
+         ["data.jsonl:1", "nothing after '####'"]),
+        ("not UTF-8", None, "", ["data.jsonl:1", "not UTF-8"]),
+        ("empty file", ["", " "], "", ["holds no problems"]),
+        ("missing file", [], 'path = "/no/such/data.jsonl"\n', ["task.path = '/no/such/data.jsonl'", "no such file"]),
+        ("no path", [], 'path = ""\n', ["task.name = 'jsonl'", "set task.path"]),
+        ("seed difficulty absent", [good], "seed_min_difficulty = 2\n", ["seed_min_difficulty", "[2]"]),
+    ]
+
+
+@pytest.mark.parametrize("case, lines, extra, words", _jsonl_cases(), ids=[c[0] for c in _jsonl_cases()])
+def test_bad_jsonl_tasks(tmp_path, case, lines, extra, words):
+    """A JSONL task's file is read before anything is written: a bad line is named file:line."""
+    data = tmp_path / "data.jsonl"
+    if lines is None:
+        data.write_bytes(b'{"question": "caf\xe9", "answer": "1"}\n')
+    else:
+        data.write_text("\n".join(lines) + "\n")
+    body = (f'[task]\nname = "jsonl"\npath = "{data}"\ndifficulty_field = "level"\n'
+            f'seed_max_difficulty = {2 if "seed_min" in extra else 1}\n' + extra)
+    if "path = " in extra:
+        body = body.replace(f'path = "{data}"\n', "", 1)
+    path = recipe_with(tmp_path, body + "[[judges]]\ntype = \"verifier\"\n")
+    out = tmp_path / "out"
+    one_line_exit_2(invoke(["run", str(path), "--out", str(out)]), str(path), *words)
+    assert not out.exists()
+
+
+def test_a_jsonl_key_under_another_task_names_its_owner(tmp_path):
+    path = recipe_with(tmp_path, GOOD.replace('seed_max_difficulty = 3', 'seed_max_difficulty = 3\npath = "d.jsonl"'))
+    one_line_exit_2(invoke(["run", str(path), "--out", str(tmp_path / "o")]), "task.path belongs to task.name = "
+                    "'jsonl'", "not 'reversed-addition'")
 
 
 @pytest.fixture

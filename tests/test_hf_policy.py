@@ -118,6 +118,22 @@ def test_seeded_generation_reproduces_and_reports_the_log_probs_it_drew_from(tin
             torch.testing.assert_close(torch.tensor(done[k].logps), got, atol=1e-4, rtol=1e-4)
 
 
+def test_a_reply_ends_at_its_first_stop_string(tiny_dir):
+    plain = policy_from(tiny_dir)
+    stopping = HFPolicy(plain.model, plain.tokenizer, stop=("|", "+"))
+    prompts, limits = PROMPTS * 2, [12] * 10
+    for temperature in (0.0, 1.0):  # seeded alike, the same draws: a stopped reply is the free one cut
+        free = plain.generate(prompts, limits, temperature=temperature, batch_size=4,
+                              generator=torch.Generator().manual_seed(1))
+        cut = stopping.generate(prompts, limits, temperature=temperature, batch_size=4,
+                                generator=torch.Generator().manual_seed(1))
+        ends = [min((c.text.find(s) + len(s) for s in ("|", "+") if s in c.text), default=None) for c in free]
+        assert sum(e is not None for e in ends) >= 2 and sum(e is None for e in ends) >= 1  # both kinds are seen
+        for f, c, end in zip(free, cut, ends):
+            assert c.text == (f.text if end is None else f.text[:end]), (f.text, c.text)
+            assert c.ids == f.ids[: len(c.ids)] and c.logps == f.logps[: len(c.ids)]
+
+
 def test_saved_rounds_load_back_in_plain_transformers_and_into_the_policy(tiny_dir, tmp_path):
     policy = policy_from(tiny_dir)
     loss = [policy.step(1e-2, lambda: policy.answer_loss_backward(PROMPTS, ["15", "52", "9", "1", "02"]))

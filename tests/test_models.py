@@ -148,3 +148,25 @@ def test_generated_log_probs_equal_an_independent_forward_pass():
             assert c.text == tok.decode(c.ids) and len(c.logps) == len(c.ids)
             expected = logps[i][mask[i]][: len(c.ids)]  # the completion's tokens; its EOS (if any) follows
             torch.testing.assert_close(torch.tensor(c.logps), expected.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_nucleus_keeps_the_tokens_transformers_top_p_keeps():
+    """Our top-p filter against transformers' TopPLogitsWarper (an independent implementation)."""
+    import pytest
+
+    from selftaught.models.generate import nucleus
+
+    warper = pytest.importorskip("transformers").TopPLogitsWarper
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 50, generator=g) * 3
+    for top_p in (0.05, 0.3, 0.9, 0.99):
+        ours = torch.isfinite(nucleus(logits, top_p))
+        theirs = torch.isfinite(warper(top_p)(None, logits.clone()))
+        assert torch.equal(ours, theirs), top_p
+        kept = torch.softmax(logits, -1).masked_fill(~ours, 0).sum(-1)
+        assert bool((kept >= top_p - 1e-6).all()) and 1 <= int(ours.sum(-1).min())
+    model = tiny()
+    sampled = generate(model, prompts(), 12, temperature=1.0, top_p=0.05, generator=torch.Generator().manual_seed(2))
+    free = generate(model, prompts(), 12, temperature=1.0, generator=torch.Generator().manual_seed(2))
+    # the most likely of 16 tokens holds at least 1/16 > 0.05 of the mass: that nucleus is it alone
+    assert sampled == generate(model, prompts(), 12) != free

@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -83,7 +84,8 @@ def test_load_task_by_import_path():
 
 
 def test_word_arithmetic_reads_the_last_number_of_a_free_text_reply():
-    from selftaught.tasks.words import KINDS, WordArithmetic, last_number
+    from selftaught.tasks.answers import last_number
+    from selftaught.tasks.words import KINDS, WordArithmetic
 
     task = WordArithmetic()
     rng = random.Random(0)
@@ -111,3 +113,109 @@ def test_majority_vote_on_free_text_counts_the_answers_not_the_wording():
     scores = MajorityVoteJudge(0.5).score(task, [Attempt(0, p, 0, t, sample=k) for k, t in enumerate(texts)])
     assert [s.passed for s in scores] == [True, True, True, False, False]
     assert [s.value for s in scores] == [0.6, 0.6, 0.6, 0.2, 0.2]
+
+
+def test_answers_are_read_and_compared_as_numbers():
+    from selftaught.tasks.answers import after_marker, last_boxed, last_number, numeric_equal
+
+    assert last_number("3 apples cost $1.50, so 2.5 or 7/2") == "7/2" and last_number("1,234.") == "1234"
+    assert last_boxed(r"so \boxed{\frac{1}{2}} and \boxed{x^{2}}") == "x^{2}" and last_boxed(r"\boxed{3") is None
+    assert last_boxed("no box") is None
+    assert after_marker("work\n#### 72\nmore", "####") == "72" and after_marker("72", "####") is None
+    assert numeric_equal("1,234", "1234") and numeric_equal("3.50", "3.5") and numeric_equal("$5", "5.")
+    assert numeric_equal("7/2", "3.5") and not numeric_equal("3.5", "35") and not numeric_equal("0.1", "0.10001")
+    assert numeric_equal("Paris ", "paris") and not numeric_equal("Paris", "Rome")
+
+
+def _gsm8k_file(path, n=40, levels=(1, 2)):
+    """GSM8K-shaped lines (worked answers ending in '#### N'), one duplicate, one blank line."""
+    lines = [json.dumps({"question": f"Tom has {i} apples and buys {i % 7} more. How many now?",
+                         "answer": f"{i} + {i % 7} = <<{i}+{i % 7}={i + i % 7}>>{i + i % 7}\n#### {i + i % 7:,}",
+                         "level": levels[i % len(levels)]}) for i in range(n)]
+    path.write_text("\n".join(lines[:5] + [lines[3], ""] + lines[5:]) + "\n")
+    return path
+
+
+def test_jsonl_task_reads_gsm8k_lines_and_splits_by_its_own_seed(tmp_path):
+    from selftaught.parts.tasks import JsonlSettings
+
+    data = _gsm8k_file(tmp_path / "gsm.jsonl", n=1040)
+    settings = JsonlSettings(name="jsonl", path=str(data), difficulty_field="level", held_out=0.25)
+    task = load_task(settings)
+    train = {d: {p.prompt for p in ps} for d, ps in task.train.items()}
+    test = task.held_out(10_000, 10)
+    assert set(test) == {1, 2} and task.difficulties == {1, 2} and task.min_difficulty == 1
+    for d in (1, 2):
+        assert len(test[d]) == 130 and len(train[d]) == 390  # the duplicate line is kept once
+        assert not train[d] & {p.prompt for p in test[d]}
+    assert task.held_out(7, 1).keys() == {1} and len(task.held_out(7, 1)[1]) == 7
+    again = load_task(settings).held_out(10_000, 10)
+    assert [p.prompt for p in again[2]] == [p.prompt for p in test[2]]
+    other = load_task(JsonlSettings(name="jsonl", path=str(data), difficulty_field="level", held_out=0.25,
+                                    split_seed=1)).held_out(10_000, 10)
+    assert {p.prompt for p in other[2]} != {p.prompt for p in test[2]}
+    rng = random.Random(0)
+    drawn = [task.sample(rng, 2) for _ in range(300)]
+    assert all(p.prompt in train[2] for p in drawn) and len({p.prompt for p in drawn}) > 150
+    p = drawn[0]
+    i = int(p.prompt.split()[2])
+    right = i + i % 7
+    assert task.target(p).endswith(f"#### {right:,}")  # the worked answer is what seed training imitates
+    assert task.check(p, f"So {i} + {i % 7} = {right}.") and task.check(p, f"The answer is {right:,}")
+    assert not task.check(p, f"{right} is wrong; {right + 1}") and not task.check(p, "I do not know")
+    with pytest.raises(ValueError, match="no training problems of difficulty 3"):
+        task.sample(rng, 3)
+
+
+def test_jsonl_task_extractors_and_a_run_on_its_split(tmp_path):
+    from selftaught.parts.tasks import JsonlSettings
+
+    data = tmp_path / "boxed.jsonl"
+    data.write_text("\n".join(json.dumps({"problem": f"Compute {i}/4.", "solution": str(i / 4)}) for i in range(1, 9)))
+    boxed = load_task(JsonlSettings(name="jsonl", path=str(data), question_field="problem", answer_field="solution",
+                                    extract="boxed", held_out=0.5))
+    p = boxed.sample(random.Random(0), 1)
+    value = p.data[1]
+    assert boxed.check(p, rf"It is \boxed{{{value}}}, not 9") and not boxed.check(p, f"It is {value}")
+    marked = load_task(JsonlSettings(name="jsonl", path=str(data), question_field="problem", answer_field="solution",
+                                     extract="marker", marker="Answer:"))
+    assert marked.check(p, f"2 steps. Answer: {value}\nDone") and not marked.check(p, f"{value}")
+    recipe = load_recipe_from_text(tmp_path, f"""
+[task]
+name = "jsonl"
+path = "{data}"
+question_field = "problem"
+answer_field = "solution"
+seed_max_difficulty = 1
+held_out = 0.5
+""")
+    from selftaught.monitor.accuracy import held_out_set
+
+    held = held_out_set(load_task(recipe.task), 0, 100, 5)
+    assert sorted(p.prompt for p in held[1]) == sorted(p.prompt for p in boxed.held_out(100, 5)[1])
+    assert len(held[1]) == 4
+
+
+def load_recipe_from_text(tmp_path, text):
+    from selftaught.recipe import load_recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text(text + '[[judges]]\ntype = "verifier"\n')
+    return load_recipe(path)
+
+
+def test_jsonl_task_checks_latex_answers_with_math_verify(tmp_path):
+    """math-verify, an independent checker, accepts what numbers alone cannot compare."""
+    pytest.importorskip("math_verify")
+    from selftaught.parts.tasks import JsonlSettings
+
+    data = tmp_path / "latex.jsonl"
+    data.write_text("\n".join(json.dumps({"question": q, "answer": a}) for q, a in [
+        ("Half of one?", r"\frac{1}{2}"), ("Expand (x+1)^2.", "x^2+2x+1"), ("Root of 4?", "2")]))
+    settings = dict(name="jsonl", path=str(data), extract="boxed", held_out=0.0)
+    latex = load_task(JsonlSettings(**settings, checker="math-verify"))
+    numeric = load_task(JsonlSettings(**settings))
+    half, square, root = latex.train[1]
+    assert latex.check(half, r"so \boxed{0.5}") and not numeric.check(half, r"so \boxed{0.5}")
+    assert latex.check(square, r"\boxed{(x+1)^2}") and not latex.check(square, r"\boxed{x^2+1}")
+    assert latex.check(root, r"\boxed{2}") and numeric.check(root, r"\boxed{2}") and not latex.check(root, r"\boxed{3}")

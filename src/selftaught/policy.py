@@ -32,7 +32,7 @@ class Policy(Protocol):
     max_len: int  # longest prompt + completion, in tokens
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
-                 top_k: int = 0, batch_size: int = 512, generator: Any = None,
+                 top_k: int = 0, top_p: float = 1.0, batch_size: int = 512, generator: Any = None,
                  on_batch: Callable[[int], None] | None = None) -> list[Completion]:
         """Completions of ``prompts`` in their order, each at most its limit in tokens (None = up to
         ``max_len``); ``temperature`` 0 is greedy (log-probabilities then are the model's own);

@@ -22,7 +22,7 @@ def check_runnable(recipe: Recipe) -> Task:
     """The recipe's task, once everything that needs it or the model checks out."""
     name = recipe.task.name
     try:
-        task = load_task(name)
+        task = load_task(recipe.task)
     except TaskImportError as e:
         raise RecipeError(f"task.name = {name!r}: {e}") from None
     for _, where, settings in recipe.parts():

@@ -25,6 +25,7 @@ from selftaught.parts import (
     ModelSettings,
     SamplerSettings,
     SelectorSettings,
+    TaskSettings,
 )
 from selftaught.parts.curricula import EasyToHardSettings
 from selftaught.parts.models import TransformerSettings
@@ -40,15 +41,6 @@ class RunSettings:
     rounds: int = setting(10, "self-improvement rounds after the seed round", min=0)
     time_budget_minutes: float = setting(0.0, "start no round that would end after this long (0 = no limit)", min=0)
     stop_at_reach: int = setting(0, "stop once reach is at least this (0 = never)", min=0)
-
-
-@dataclass
-class TaskSettings:
-    name: str = setting("reversed-addition", "built-in task name or 'package.module:ClassName'")
-    seed_min_difficulty: int = setting(1, "easiest difficulty of the ground-truth seed data", min=1)
-    seed_max_difficulty: int = setting(6, "hardest difficulty of the ground-truth seed data", min=1)
-    seed_examples: int = setting(50000, "size of the fixed ground-truth seed set", min=1)
-    chat: bool = setting(False, "format prompts with the policy's chat template, as one user turn")
 
 
 @dataclass
@@ -75,7 +67,7 @@ def part(role: str, default: type) -> Any:
 @dataclass
 class Recipe:
     run: RunSettings = field(default_factory=RunSettings)
-    task: TaskSettings = field(default_factory=TaskSettings)
+    task: TaskSettings = part("task", TaskSettings)
     model: ModelSettings = part("model", TransformerSettings)
     sampler: SamplerSettings = part("sampler", SamplerSettings)
     judges: list[JudgeSettings] = field(default_factory=list, metadata={"role": "judge"})
@@ -86,7 +78,7 @@ class Recipe:
 
     def parts(self) -> list[tuple[str, str, Any]]:
         """(role, section key, settings) of every part the recipe names."""
-        out = [("model", "model", self.model), ("sampler", "sampler", self.sampler)]
+        out = [("task", "task", self.task), ("model", "model", self.model), ("sampler", "sampler", self.sampler)]
         out += [("judge", f"judges[{i}]", j) for i, j in enumerate(self.judges)]
         return out + [("selector", "selector", self.selector), ("learner", "learner", self.learner),
                       ("curriculum", "curriculum", self.curriculum)]
@@ -122,20 +114,21 @@ def _build_part(role: str, table: Any, where: str) -> Any:
     """A part's settings: the table validated against the settings of the type it names."""
     if not isinstance(table, dict):
         raise RecipeError(f"{where}: expected a table, found {type(table).__name__} {table!r}")
-    name = table.get("type", registry.base_settings(role)().type)
+    tkey = registry.type_key(role)
+    name = table.get(tkey, getattr(registry.base_settings(role)(), tkey))
     if not isinstance(name, str):
-        raise RecipeError(f"{where}.type: expected str, found {type(name).__name__} {name!r}")
+        raise RecipeError(f"{where}.{tkey}: expected str, found {type(name).__name__} {name!r}")
     try:
         settings = registry.lookup(role, name).settings
     except registry.RegistryError as e:
-        raise RecipeError(f"{where}.type = {name!r}: {e}") from None
+        raise RecipeError(f"{where}.{tkey} = {name!r}: {e}") from None
     known = {f.name for f in fields(settings)}
     for key in table:
         owners = [o for o in registry.owners(role, key) if o != name]
         if key not in known and owners:
-            raise RecipeError(f"{where}.{key} belongs to {where}.type = {' or '.join(map(repr, owners))}, not "
-                              f"{name!r}: remove it, or change the type ({name!r} takes "
-                              f"{', '.join(sorted(known - {'type'})) or 'no other keys'})")
+            raise RecipeError(f"{where}.{key} belongs to {where}.{tkey} = {' or '.join(map(repr, owners))}, not "
+                              f"{name!r}: remove it, or change the {tkey} ({name!r} takes "
+                              f"{', '.join(sorted(known - {tkey})) or 'no other keys'})")
     return _build(settings, table, where)
 
 
@@ -183,10 +176,6 @@ def _build(cls: type, table: Any, where: str) -> Any:
 def _check_combinations(recipe: Recipe) -> None:
     """Parts that do not fit together: each message names the keys to change. Checked from what
     each part declares (``selftaught.parts``), never from type names; then each part's own check."""
-    t = recipe.task
-    if t.seed_min_difficulty > t.seed_max_difficulty:
-        raise RecipeError(f"task.seed_min_difficulty ({t.seed_min_difficulty}) exceeds "
-                          f"task.seed_max_difficulty ({t.seed_max_difficulty})")
     s, sel, lr = recipe.sampler, recipe.selector, recipe.learner
     if lr.consumes not in sel.makes:
         makers = [n for n, p in registry.parts("selector").items() if lr.consumes in p.settings.makes]
@@ -345,7 +334,7 @@ def describe_part(role: str, prefix: str) -> list[tuple[str, str, Any, str]]:
     rows = []
     for f in fields(base):
         row = _row(f, hints[f.name], prefix + f.name)
-        if f.name == "type":
+        if f.name == registry.type_key(role):
             row = (*row[:3], f"{row[3]}: {', '.join(registry.parts(role))}, or 'package.module:ClassName'")
         rows.append(row)
     common = {f.name for f in fields(base)}

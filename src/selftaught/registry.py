@@ -30,13 +30,22 @@ ROLES = {
     "selector": ("[selector]", "judged attempts -> what the learner trains on, and why"),
     "learner": ("[learner]", "updates the policy on the selection"),
     "curriculum": ("[curriculum]", "which problems come next"),
+    "task": ("[task]", "problems by difficulty, their checker and the ground-truth seed set"),
 }
+
+# the key of a part's section that names its type: `type`, except for the task, which recipes have
+# always named by `name`
+_TYPE_KEYS = {"task": "name"}
+
+
+def type_key(role: str) -> str:
+    return _TYPE_KEYS.get(role, "type")
 
 
 @dataclass(frozen=True)
 class Part:
     role: str
-    name: str  # the recipe's `type`
+    name: str  # the recipe's `type` (a task's `name`)
     settings: type  # the dataclass its table validates against
     target: str  # "module:attribute" of the factory, or a user's "module:Class"
     summary: str
@@ -50,7 +59,7 @@ _BASES: dict[str, type] = {}
 
 
 def register_role(role: str, base: type) -> None:
-    """The settings every part of ``role`` shares (its ``type`` among them)."""
+    """The settings every part of ``role`` shares (its ``type_key`` among them)."""
     _BASES[role] = base
 
 
@@ -79,8 +88,9 @@ def lookup(role: str, name: str) -> Part:
     if name in _PARTS[role]:
         return _PARTS[role][name]
     if ":" not in name:
-        raise RegistryError(f"unknown {role} type {name!r}: use one of {', '.join(map(repr, _PARTS[role]))}, or a "
-                            "class of your own as 'package.module:ClassName' (`selftaught components` lists them)")
+        raise RegistryError(f"unknown {role} {type_key(role)} {name!r}: use one of "
+                            f"{', '.join(map(repr, _PARTS[role]))}, or a class of "
+                            "your own as 'package.module:ClassName' (`selftaught components` lists them)")
     cls = _resolve(name)
     settings = getattr(cls, "Settings", _BASES[role])
     if not (isinstance(settings, type) and is_dataclass(settings) and issubclass(settings, _BASES[role])):
@@ -97,7 +107,7 @@ def owners(role: str, key: str) -> list[str]:
 
 def build(role: str, settings: Any, context: Any) -> Any:
     """The part ``settings.type`` names, made from its settings."""
-    return lookup(role, settings.type).factory()(settings, context)
+    return lookup(role, getattr(settings, type_key(role))).factory()(settings, context)
 
 
 def _resolve(path: str) -> Any:

@@ -91,6 +91,7 @@ class VerdictTraining:
     samples: int = 1
     temperature: float = 1.0
     top_k: int = 0
+    top_p: float = 1.0
     generator: torch.Generator | None = None
 
 
@@ -110,7 +111,8 @@ class SelfVerdictJudge:
         s = context.recipe.sampler
         supervised = replace(context.supervised, lr=settings.lr) if settings.lr else context.supervised
         training = VerdictTraining(settings.train_problems, settings.train_steps, supervised, max(1, s.samples),
-                                   s.temperature if s.random else 1.0, getattr(s, "top_k", 0), context.generator)
+                                   s.temperature if s.random else 1.0, getattr(s, "top_k", 0),
+                                   getattr(s, "top_p", 1.0), context.generator)
         return cls(context.policies, settings.threshold, s.batch_size, training)
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
@@ -130,8 +132,8 @@ class SelfVerdictJudge:
             rng = random.Random(f"{tools.seed}-verdict-{tools.round}")
             problems = [rng.choice(pool) for _ in range(t.problems)]
             attempts = sample_attempts(self.members, task, problems, samples=t.samples, equivalents=False,
-                                       temperature=t.temperature, top_k=t.top_k, batch_size=self.batch_size,
-                                       generator=t.generator)
+                                       temperature=t.temperature, top_k=t.top_k, top_p=t.top_p,
+                                       batch_size=self.batch_size, generator=t.generator)
             losses = []
             for i, model in enumerate(self.members):
                 own = answer(model, task, problems, batch_size=self.batch_size)

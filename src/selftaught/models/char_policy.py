@@ -84,8 +84,9 @@ class CharPolicy:
     # ---- decoding ------------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
-                 top_k: int = 0, batch_size: int = 512, generator: torch.Generator | None = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
+                 top_k: int = 0, top_p: float = 1.0, batch_size: int = 512,
+                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None
+                 ) -> list[Completion]:
         """Prompts are batched by length so that little padding is decoded; answers are written in
         the task's alphabet only (the loop's control marks are banned)."""
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -95,7 +96,7 @@ class CharPolicy:
             idx = order[start:start + batch_size]
             encoded = [self.tokenizer.encode(prompts[i]) for i in idx]
             room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
-            ids, logps = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None,
+            ids, logps = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None, top_p=top_p,
                                   generator=generator, banned=self.tokenizer.control_ids, with_logps=True)
             for i, t, lp in zip(idx, ids, logps):
                 out[i] = Completion(self.tokenizer.decode(t), t, lp)

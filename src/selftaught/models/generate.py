@@ -31,7 +31,8 @@ def _left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator,
-          banned: torch.Tensor | None = None, with_logp: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+          banned: torch.Tensor | None = None, with_logp: bool = False, top_p: float = 1.0
+          ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The next token of each row and, ``with_logp``, its log-probability under the distribution
     it was drawn from (greedy: the model's own, without the banned tokens)."""
     if banned is not None:
@@ -43,9 +44,20 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        logits = nucleus(logits, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
     tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
     return tok, _logp_of(logits, tok) if with_logp else None
+
+
+def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``logits`` with every token outside the nucleus masked: the fewest most likely tokens whose
+    probabilities sum to at least ``top_p`` (the most likely one always stays)."""
+    probs, order = torch.softmax(logits.float(), dim=-1).sort(dim=-1, descending=True)
+    before = probs.cumsum(-1) - probs  # mass of the tokens more likely than each one
+    drop = (before >= top_p).scatter(-1, order, before >= top_p)
+    return logits.masked_fill(drop, float("-inf"))
 
 
 def _logp_of(logits: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
@@ -60,6 +72,7 @@ def generate(
     *,
     temperature: float = 0.0,
     top_k: int | None = None,
+    top_p: float = 1.0,
     generator: torch.Generator | None = None,
     banned: Sequence[int] = (),
     compact_below: float = 0.75,
@@ -67,7 +80,7 @@ def generate(
 ) -> list[list[int]] | tuple[list[list[int]], list[list[float]]]:
     """New tokens for each prompt, up to and excluding EOS. ``temperature=0`` is greedy;
     ``banned`` tokens are never picked. ``with_logps``: also each token's log-probability under the
-    distribution it was drawn from (logits / temperature, top-k and banned tokens removed).
+    distribution it was drawn from (logits / temperature, top-k, top-p and banned tokens removed).
 
     ``compact_below``: compact the batch once fewer than this share of its rows are still running
     (copying the cache costs about one decoding step, so compacting every step would not pay).
@@ -108,7 +121,7 @@ def generate(
     running = torch.ones(B, dtype=torch.bool, device=device)
     pos = P - start  # next position of each row
     for s in range(steps):
-        tok, logp = _pick(logits, temperature, top_k, generator, never, with_logps)
+        tok, logp = _pick(logits, temperature, top_k, generator, never, with_logps, top_p)
         out[rows[running], s] = tok[running]
         if out_logp is not None:
             out_logp[rows[running], s] = logp[running]

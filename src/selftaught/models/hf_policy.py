@@ -68,10 +68,13 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
 
 class HFPolicy:
     """``model`` (a transformers causal LM) and its ``tokenizer``; ``optimizer`` None: never trains.
-    ``chat``: prompts go through the tokenizer's chat template as one user turn."""
+    ``chat``: prompts go through the tokenizer's chat template as one user turn. ``stop``: a reply
+    also ends at the first of these strings (kept in it, as EOS is kept in what is trained)."""
 
-    def __init__(self, model, tokenizer, optimizer: torch.optim.Optimizer | None = None, chat: bool = False):
+    def __init__(self, model, tokenizer, optimizer: torch.optim.Optimizer | None = None, chat: bool = False,
+                 stop: Sequence[str] = ()):
         self.model, self.tokenizer, self.optimizer, self.chat = model.eval(), tokenizer, optimizer, chat
+        self.stop = tuple(stop)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # padding is masked out: any id does
         self.eos = tokenizer.eos_token_id
@@ -101,10 +104,11 @@ class HFPolicy:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
-                 top_k: int = 0, batch_size: int = 512, generator: torch.Generator | None = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
-        """Length-sorted, left-padded batches through ``model.generate``; a row stops at EOS or its
-        limit. Each batch samples from torch's generator seeded from ``generator`` (and put back
+                 top_k: int = 0, top_p: float = 1.0, batch_size: int = 512,
+                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None
+                 ) -> list[Completion]:
+        """Length-sorted, left-padded batches through ``model.generate``; a row stops at EOS, a stop
+        string or its limit. Each batch samples from torch's generator seeded from ``generator`` (and put back
         after), so the run's own generator is the only randomness."""
         encoded = [self.prompt_ids(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
@@ -125,8 +129,9 @@ class HFPolicy:
                 done = self.model.generate(
                     input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max(room),
                     do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                    top_k=top_k or None, top_p=None, return_dict_in_generate=True, output_scores=True,
-                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos)
+                    top_k=top_k or None, top_p=top_p if top_p < 1.0 else None, return_dict_in_generate=True,
+                    output_scores=True, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos,
+                    **({"stop_strings": list(self.stop), "tokenizer": self.tokenizer} if self.stop else {}))
             new = done.sequences[:, width:]
             # the scores are the processed logits each token was drawn from (temperature, top-k)
             picked = torch.stack([F.log_softmax(s.float(), -1).gather(-1, new[:, k, None]).squeeze(-1)
@@ -134,11 +139,26 @@ class HFPolicy:
             for row, i in enumerate(idx):
                 tokens = new[row].tolist()[: room[row]]
                 n = next((k for k, t in enumerate(tokens) if t == self.eos), len(tokens))
+                n = self._through_stop(tokens, n)
                 out[i] = Completion(self.tokenizer.decode(tokens[:n], skip_special_tokens=True), tokens[:n],
                                     picked[row][:n])
             if on_batch is not None:
                 on_batch(len(idx))
         return out
+
+    def _through_stop(self, tokens: list[int], n: int) -> int:
+        """How many of the first ``n`` tokens a reply keeps: through the token that completes its
+        first stop string (a finished row is padded after it), else all ``n``."""
+        if not self.stop or not any(s in self.tokenizer.decode(tokens[:n]) for s in self.stop):
+            return n
+        lo, hi = 1, n  # the shortest prefix holding a stop string: containing one only grows with length
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if any(s in self.tokenizer.decode(tokens[:mid]) for s in self.stop):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     # ---- scoring -------------------------------------------------------------------------------
 
@@ -207,7 +227,7 @@ class HFPolicy:
         self.model.eval()
 
     def frozen_copy(self) -> HFPolicy:
-        return HFPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.chat)
+        return HFPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.chat, self.stop)
 
     # ---- persistence ---------------------------------------------------------------------------
 
@@ -272,5 +292,5 @@ def hf_policies(settings, context) -> list[HFPolicy]:
     for i in range(settings.members):
         member = model if i == 0 else copy.deepcopy(model)
         policies.append(HFPolicy(member, tokenizer, make_optimizer(member, learner.lr, learner.weight_decay),
-                                 chat=context.recipe.task.chat))
+                                 chat=context.recipe.task.chat, stop=settings.stop))
     return policies

@@ -22,7 +22,10 @@ def reach(accuracy: dict[int, float], threshold: float = 0.95) -> int:
 
 def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int) -> dict[int, list[Problem]]:
     """A fixed evaluation set, drawn from its own generator so that it never moves with training.
-    It starts at the task's easiest difficulty (``min_difficulty``, 1 unless the task says)."""
+    It starts at the task's easiest difficulty (``min_difficulty``, 1 unless the task says). A task
+    with a fixed held-out split (a dataset) gives it instead (``held_out``)."""
+    if hasattr(task, "held_out"):
+        return task.held_out(per_difficulty, max_difficulty)
     rng = random.Random(f"eval-{seed}")
     low = getattr(task, "min_difficulty", 1)
     return {d: [task.sample(rng, d) for _ in range(per_difficulty)] for d in range(low, max_difficulty + 1)}

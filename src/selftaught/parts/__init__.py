@@ -14,6 +14,7 @@ from selftaught.parts.learners import LearnerSettings
 from selftaught.parts.models import ModelSettings
 from selftaught.parts.samplers import SamplerSettings
 from selftaught.parts.selectors import SelectorSettings
+from selftaught.parts.tasks import TaskSettings
 
 __all__ = ["CurriculumSettings", "JudgeSettings", "LearnerSettings", "ModelSettings", "SamplerSettings",
-           "SelectorSettings"]
+           "SelectorSettings", "TaskSettings"]

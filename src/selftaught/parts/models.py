@@ -52,6 +52,8 @@ class HFSettings(ModelSettings):
                                                     "supports it)")
     gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
                                            "about a third more time")
+    stop: list[str] = setting([], "a reply also ends at the first of these strings, kept in the reply (beside EOS; "
+                              "transformers' stop_strings)")
     lora_rank: int = setting(0, "train LoRA adapters of this rank on every linear layer (peft) instead of every "
                              "weight (0 = full fine-tuning)", min=0)
 
@@ -62,6 +64,8 @@ class HFSettings(ModelSettings):
         if self.path and not (Path(self.path).expanduser() / "config.json").is_file():
             raise RecipeError(f"{where}.path = {self.path!r}: not a local model directory (no config.json there; "
                               "models are never downloaded)")
+        if "" in self.stop:
+            raise RecipeError(f"{where}.stop: an empty stop string would end every reply before it starts")
         if self.gguf and local_file(self.gguf) is None:
             raise RecipeError(f"{where}.gguf = {self.gguf!r}: no such file, nor in an installed package (models "
                               "are never downloaded)")

@@ -24,6 +24,8 @@ class SamplerSettings:
 class TemperatureSettings(SamplerSettings):
     temperature: float = setting(1.0, "sampling temperature", min=0.0)
     top_k: int = setting(0, "keep only the k most likely tokens when sampling (0 = all)", min=0)
+    top_p: float = setting(1.0, "keep only the most likely tokens whose probabilities sum to top_p (nucleus "
+                           "sampling; 1 = all)", min=0.01, max=1.0)
 
     random: ClassVar[bool] = True
 
@@ -47,6 +49,6 @@ register_role("sampler", SamplerSettings)
 register("sampler", "greedy", SamplerSettings, "selftaught.sample.samplers:Sampling.greedy",
          "the most likely answer")
 register("sampler", "temperature", TemperatureSettings, "selftaught.sample.samplers:Sampling.from_settings",
-         "answers sampled at a temperature (optionally top-k)")
+         "answers sampled at a temperature (optionally top-k, top-p)")
 register("sampler", "revise", ReviseSettings, "selftaught.sample.samplers:Revise.from_settings",
          "attempt, then revise it seeing `prompt attempt |` (self-correction)")

@@ -43,6 +43,7 @@ def answer(
     *,
     temperature: float = 0.0,
     top_k: int = 0,
+    top_p: float = 1.0,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -50,7 +51,7 @@ def answer(
     """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
     limits = [answer_limit(task, p) for p in problems]
     return [c.text for c in policy.generate([p.prompt for p in problems], limits, temperature=temperature,
-                                            top_k=top_k, batch_size=batch_size, generator=generator,
+                                            top_k=top_k, top_p=top_p, batch_size=batch_size, generator=generator,
                                             on_batch=on_batch)]
 
 
@@ -63,6 +64,7 @@ def sample_attempts(
     equivalents: bool = True,
     temperature: float = 0.0,
     top_k: int = 0,
+    top_p: float = 1.0,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -76,7 +78,7 @@ def sample_attempts(
     flat = repeated + [e for p, es in zip(problems, eqs) for _ in range(samples) for e in es]
     attempts = []
     for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
-        texts = answer(model, task, flat, temperature=temperature, top_k=top_k,
+        texts = answer(model, task, flat, temperature=temperature, top_k=top_k, top_p=top_p,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
         cursor = len(repeated)
         for i, p in enumerate(problems):
@@ -94,6 +96,7 @@ def revise_attempts(
     *,
     temperature: float = 0.0,
     top_k: int = 0,
+    top_p: float = 1.0,
     batch_size: int = 512,
     generator: torch.Generator | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -109,7 +112,7 @@ def revise_attempts(
         firsts = [_cut(model, attempts[i].text, n) for i, n in zip(mine, room)]
         prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
         limits = [answer_limit(task, attempts[i].problem) for i in mine]
-        texts = [c.text for c in model.generate(prompts, limits, temperature=temperature, top_k=top_k,
+        texts = [c.text for c in model.generate(prompts, limits, temperature=temperature, top_k=top_k, top_p=top_p,
                                                 batch_size=batch_size, generator=generator, on_batch=on_batch)]
         for i, f, t in zip(mine, firsts, texts):
             a = attempts[i]

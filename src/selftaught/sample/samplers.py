@@ -59,8 +59,9 @@ class Sampling:
     revises = False
     evaluation_passes = 1
 
-    def __init__(self, name: str, samples: int, temperature: float, top_k: int, batch_size: int, random: bool):
-        self.name, self.samples, self.temperature, self.top_k = name, samples, temperature, top_k
+    def __init__(self, name: str, samples: int, temperature: float, top_k: int, batch_size: int, random: bool,
+                 top_p: float = 1.0):
+        self.name, self.samples, self.temperature, self.top_k, self.top_p = name, samples, temperature, top_k, top_p
         self.batch_size, self.random = batch_size, random
 
     @classmethod
@@ -70,7 +71,7 @@ class Sampling:
     @classmethod
     def from_settings(cls, settings, context) -> Sampling:
         return cls(settings.type, settings.samples, settings.temperature, settings.top_k, settings.batch_size,
-                   random=True)
+                   random=True, top_p=settings.top_p)
 
     def sample(self, policies: Sequence[Policy], task: Task, problems: Sequence[Problem], request: Request
                ) -> Sampled:
@@ -84,11 +85,13 @@ class Sampling:
 
             return Sampled(sample_attempts(policies, task, problems, samples=self.samples,
                                            equivalents=request.equivalents, temperature=request.temperature,
-                                           top_k=self.top_k, batch_size=self.batch_size, generator=request.generator,
+                                           top_k=self.top_k, top_p=self.top_p, batch_size=self.batch_size,
+                                           generator=request.generator,
                                            on_batch=sampled, member_ids=request.members))
 
     def describe(self, temperature: float) -> str:
         return f"{self.name} temperature={temperature:g} top_k={self.top_k}" + (
+            f" top_p={self.top_p:g}" if self.top_p < 1 else "") + (
             f" samples={self.samples}" if self.samples > 1 else "")
 
     def measure(self, policy: Policy, task: Task, problems: Sequence[Problem], batch: Callable[[int], None]
@@ -120,7 +123,8 @@ class Revise:
         earlier = {name: [x for x in ss for _ in range(n)] for name, ss in request.judge(firsts).items()}
         firsts = [a for a in firsts for _ in range(n)]
         with request.phase("revise", len(firsts)) as bar:
-            revised = revise_attempts(policies, task, firsts, temperature=request.temperature, top_k=self.first.top_k,
+            revised = revise_attempts(policies, task, firsts, temperature=request.temperature,
+                                      top_k=self.first.top_k, top_p=self.first.top_p,
                                       batch_size=self.first.batch_size, generator=request.generator,
                                       on_batch=bar.advance, member_ids=request.members)
         return Sampled(revised, earlier)

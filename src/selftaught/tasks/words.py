@@ -10,12 +10,10 @@ addition 0.03).
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
+from selftaught.tasks.answers import last_number
 from selftaught.tasks.base import Problem
-
-_NUMBER = re.compile(r"-?\d+")
 
 # difficulty -> (operator, range of the first operand, range of the second)
 KINDS: dict[int, tuple[str, tuple[int, int], tuple[int, int]]] = {
@@ -25,12 +23,6 @@ KINDS: dict[int, tuple[str, tuple[int, int], tuple[int, int]]] = {
     4: ("+", (10, 99), (10, 99)),
     5: ("*", (10, 30), (2, 9)),
 }
-
-
-def last_number(text: str) -> str | None:
-    """The last integer written in ``text`` (None when there is none)."""
-    found = _NUMBER.findall(text.replace(",", ""))
-    return found[-1].lstrip("+") if found else None
 
 
 @dataclass

