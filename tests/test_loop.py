@@ -50,7 +50,7 @@ def monitored(fn):
 
 def grade_in_monitor_only(monkeypatch) -> None:
     """Ground truth is reachable only inside the loop's measuring functions."""
-    for name in ("accuracy_by_difficulty", "label_precision", "sample_figures"):  # sample_figures: after selection
+    for name in ("held_out_figures", "label_precision", "sample_figures"):  # sample_figures: after selection
         monkeypatch.setattr(loop, name, monitored(getattr(loop, name)))
 
 

@@ -144,3 +144,83 @@ def test_grpo_hand_made():
     loss = grpo_loss(logps[:1], logps[:1].detach() - 1.0, None, torch.tensor([1.0]), torch.ones(1, 2))
     (g,) = torch.autograd.grad(loss, logps)
     assert g.abs().sum().item() == 0.0
+
+
+# ---- the same cross-checks on a Hugging Face policy (a tiny Llama and tokenizer built in the test)
+
+
+def _hf_policy(tmp_path, seed: int):
+    from selftaught.models.hf_policy import HFPolicy, load_pretrained
+    from test_hf_policy import build_tiny
+
+    model, tokenizer = load_pretrained(path=str(build_tiny(tmp_path / f"tiny-{seed}", seed)))
+    return HFPolicy(model.double(), tokenizer)
+
+
+def _trl_batch(policy, prompts, completions):
+    """TRL's inputs, made from the tokenizer directly: prompt (with its BOS), completion, EOS."""
+    tok = policy.tokenizer
+    rows = [(tok(p)["input_ids"], tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+            for p, c in zip(prompts, completions)]
+    width = max(len(p) + len(c) for p, c in rows)
+    ids = torch.tensor([p + c + [tok.pad_token_id] * (width - len(p) - len(c)) for p, c in rows])
+    attention = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in rows])
+    completion = torch.tensor([[0] * len(p) + [1] * len(c) + [0] * (width - len(p) - len(c)) for p, c in rows])
+    return ids, attention, completion, rows
+
+
+HF_PROMPTS = ["what is 12+3?", "7+45=", "ab ", "5+5 is"]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_dpo_loss_on_an_hf_policy_equals_trl(tmp_path):
+    policy, reference = _hf_policy(tmp_path, 0), _hf_policy(tmp_path, 1)
+    beta, chosen, rejected = 0.3, ["15", "52 it is", "ba", "ten"], ["16", "2", "abab a", "10"]
+    logps, mask = policy.token_logps(HF_PROMPTS + HF_PROMPTS, chosen + rejected)
+    ours = preference_loss(logps, mask, sequence_logps(reference, HF_PROMPTS, chosen),
+                           sequence_logps(reference, HF_PROMPTS, rejected), beta, 0.0)
+    for m in (policy.model, reference.model):
+        add_fused_lm_head(m, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+    ids, attention, completion, _ = _trl_batch(policy, HF_PROMPTS + HF_PROMPTS, chosen + rejected)
+    stub = _trl_stub(DPOTrainer, model=policy.model.train(), ref_model=reference.model, beta=beta, ld_alpha=None,
+                     precompute_ref_logps=False, f_divergence_type="reverse_kl", loss_types=["sigmoid"],
+                     loss_weights=[1.0], use_weighting=False, _total_train_tokens=0, _tp_size=1,
+                     args=types.SimpleNamespace(gradient_checkpointing_kwargs=None))
+    theirs = DPOTrainer._compute_loss(stub, policy.model, {"input_ids": ids, "attention_mask": attention,
+                                                           "completion_mask": completion}, return_outputs=False)
+    assert abs(ours.item() - theirs.item()) < 1e-6
+    assert 0.1 < ours.item() < 5.0
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_grpo_loss_on_an_hf_policy_equals_trl(tmp_path, beta):
+    """Ours from the policy's ``token_logps``; TRL's from its own forward of the same model."""
+    policy = _hf_policy(tmp_path, 0)
+    prompts = [p for p in HF_PROMPTS[:2] for _ in range(3)]
+    completions = ["15", "1 5", "16 and", "52", "fifty", "2"]
+    logps, mask = policy.token_logps(prompts, completions)
+    g = torch.Generator().manual_seed(0)
+    old = logps.detach() + torch.randn(logps.shape, generator=g, dtype=torch.float64) * 0.4
+    ref = logps.detach() + torch.randn(logps.shape, generator=g, dtype=torch.float64) * 0.2
+    advantages = group_advantages(torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.5]], dtype=torch.float64)).reshape(-1)
+    ours = grpo_loss(logps, old, ref if beta else None, advantages, mask.long(), 0.2, 0.28, beta)
+
+    add_fused_lm_head(policy.model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+    ids, attention, completion, rows = _trl_batch(policy, prompts, completions)
+    # TRL's layout: left-padded prompts, right-padded completions, the completion columns last
+    P, C = max(len(p) for p, _ in rows), max(len(c) for _, c in rows)
+    pad = policy.tokenizer.pad_token_id
+    prompt_ids = torch.tensor([[pad] * (P - len(p)) + p for p, _ in rows])
+    prompt_mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p, _ in rows])
+    completion_ids = torch.tensor([c + [pad] * (C - len(c)) for _, c in rows])
+    completion_mask = torch.tensor([[1] * len(c) + [0] * (C - len(c)) for _, c in rows])
+    stub = _trl_stub(GRPOTrainer, model=policy.model.train(), beta=beta, loss_type="grpo", epsilon_low=0.2,
+                     epsilon_high=0.28, top_entropy_quantile=1.0, off_policy_mask_threshold=None,
+                     importance_sampling_level="token", use_vllm=False, vllm_importance_sampling_correction=False,
+                     current_gradient_accumulation_steps=1, _entropy_bonus_enabled=False, temperature=1.0,
+                     args=types.SimpleNamespace(use_bias_correction_kl=False, delta=None))
+    inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
+              "completion_mask": completion_mask, "advantages": advantages,
+              "old_per_token_logps": old[:, :C], "ref_per_token_logps": ref[:, :C]}
+    theirs = GRPOTrainer._compute_loss(stub, policy.model, inputs)
+    assert abs(ours.item() - theirs.item()) < 1e-6 and ours.item() != 0.0

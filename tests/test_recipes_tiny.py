@@ -118,14 +118,16 @@ def test_self_correct_learns_to_revise(tmp_path):
 def test_two_turn_grpo_makes_the_revision_break_less_and_fix_more(tmp_path):
     """After one round of correction traces, one round of SCoRe's two-turn GRPO (revisions rewarded
     r2 + 10 (r2 - r1) against the other revisions of their query): the revision breaks fewer right
-    answers and fixes more wrong ones than it did after the correction traces, in the mean of three
-    runs (seeds 0-2). Measured one run at a time (bench/margins.py, seeds 0-4; figures paired on the
+    answers and fixes more wrong ones than it did after the correction traces, in the mean of two
+    runs (seeds 0 and 1). Measured one run at a time (bench/margins.py, seeds 0-4; figures paired on the
     same 2,000 held-out problems), 1 thread / 2 threads: right->wrong cut 0.041-0.087, mean 0.066,
     sd 0.019 / 0.041-0.082, mean 0.059, sd 0.016; wrong->right minus right->wrong gap rise
     0.048-0.109, mean 0.070, sd 0.024 / 0.051-0.116, mean 0.071, sd 0.026. One run's margin over
-    a bar at 0 is 2.8-3.6 sd; the mean of three's (sd / sqrt 3) is 4.8 sd for the gap and 6.1 for
-    the cut, at the weaker thread count. This setting's RL step (lr 2e-4) costs turn-1 pass@1
-    0.005-0.055; at lr 1e-4 neither figure cleared 3.1 sd (LOG.md, sessions 15-16)."""
+    a bar at 0 is 2.8-3.6 sd; the mean of two's (sd / sqrt 2) is 3.9 sd for the gap and 4.9 for the
+    cut, at the weaker thread count (three runs gave 4.8 and 6.1 but cost the suite 80 s more: its
+    longest test, on a VM running at 60% of its usual speed, LOG.md session 18). This setting's RL
+    step (lr 2e-4) costs turn-1 pass@1 0.005-0.055; at lr 1e-4 neither figure cleared 3.1 sd (LOG.md,
+    sessions 15-16)."""
     runs = [two_turn_grpo(tmp_path / f"seed-{seed}", seed) for seed in range(SEEDS_AVERAGED["two_turn_grpo"])]
     for figures in runs:
         assert figures["attempts"] == (1600 * 4, 1600 * 4 * 4)  # RL rounds revise each first attempt 4 times

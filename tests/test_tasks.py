@@ -115,6 +115,47 @@ def test_majority_vote_on_free_text_counts_the_answers_not_the_wording():
     assert [s.value for s in scores] == [0.6, 0.6, 0.6, 0.2, 0.2]
 
 
+def test_a_vote_among_finished_replies_ignores_the_cut_off_ones():
+    from selftaught.judge import MajorityVoteJudge
+    from selftaught.sample import Attempt
+    from selftaught.tasks.words import WordArithmetic
+
+    task = WordArithmetic()
+    p = task.make(3, "+", 4, 1)
+    said = [("To add 3 and 4 we", False), ("To add 3 and 4, one", False), ("Adding 4", False), ("3 + 4 = 7", True),
+            ("7", True), ("It is 8", True)]
+    attempts = [Attempt(0, p, 0, t, sample=k, finished=f) for k, (t, f) in enumerate(said)]
+    plain = MajorityVoteJudge(0.5).score(task, attempts)
+    assert [s.passed for s in plain] == [True, True, True, False, False, False]  # the operand 4 wins
+    finished = MajorityVoteJudge(0.6, min_votes=2, finished_only=True).score(task, attempts)
+    assert [s.passed for s in finished] == [False, False, False, True, True, False]
+    assert finished[3].value == pytest.approx(2 / 3) and "cut off" in finished[0].reason
+    assert not any(s.passed for s in MajorityVoteJudge(0.6, min_votes=3, finished_only=True).score(task, attempts))
+
+
+class _Replies:
+    """A policy whose reply to prompt i is i tokens long: the budget decides which ones were cut."""
+
+    def generate(self, prompts, limits, **decoding):
+        from selftaught.policy import Completion
+
+        return [Completion(f"it is {k}", list(range(min(k, n))), [0.0] * min(k, n))
+                for k, n in zip(range(len(prompts)), limits)]
+
+
+def test_replies_that_reach_their_budget_count_as_cut_off():
+    from selftaught.monitor.accuracy import held_out_figures
+    from selftaught.sample.attempts import sample_attempts
+    from selftaught.tasks.words import WordArithmetic
+
+    task = WordArithmetic(max_answer_tokens=3)
+    problems = [task.make(k, "+", 0, 1) for k in range(6)]  # prompt k: the right answer is k
+    attempts = sample_attempts([_Replies()], task, problems, equivalents=False)
+    assert [a.finished for a in attempts] == [True, True, True, False, False, False]
+    accuracy, figures = held_out_figures(_Replies(), task, {1: problems})
+    assert accuracy == {1: 1.0} and figures == {"readable": 0.5}  # right, but only 0..2 ended on their own
+
+
 def test_answers_are_read_and_compared_as_numbers():
     from selftaught.tasks.answers import after_marker, last_boxed, last_number, numeric_equal
 

@@ -32,7 +32,7 @@ from selftaught.judge.filters import Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
 from selftaught.learn.learners import SFT, Learned, LearnJob
 from selftaught.learn.sft import tail_mean
-from selftaught.monitor import accuracy_by_difficulty, held_out_set, label_precision, reach
+from selftaught.monitor import held_out_figures, held_out_set, label_precision, reach
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
 from selftaught.policy import Policy
@@ -325,9 +325,9 @@ class Run:
         problems = {d: ps for d, ps in self.eval_set.items() if d <= top}
         flat = [p for ps in problems.values() for p in ps]
         with tools.phase("evaluate", len(flat) * self.sampler.evaluation_passes) as bar:
-            accuracy = accuracy_by_difficulty(self.policies[0], self.task, problems, self.recipe.sampler.batch_size,
-                                              on_batch=bar.advance)
-            figures = self.sampler.measure(self.policies[0], self.task, flat, bar.advance)
+            accuracy, figures = held_out_figures(self.policies[0], self.task, problems, self.recipe.sampler.batch_size,
+                                                 on_batch=bar.advance)
+            figures |= self.sampler.measure(self.policies[0], self.task, flat, bar.advance)
         figures["pass@1"] = sum(accuracy[d] * len(ps) for d, ps in problems.items()) / max(1, len(flat))
         return accuracy, figures
 

@@ -92,18 +92,19 @@ class ConsistencyJudge:
 
 class MajorityVoteJudge:
     """Every attempt at a problem votes (all members, all samples): an attempt passes when its answer
-    is the most common one and has at least ``min_agreement`` of the votes (the SIT paper used 4 of
-    5 seeds)."""
+    is the most common one, has at least ``min_agreement`` of the votes (the SIT paper used 4 of
+    5 seeds) and at least ``min_votes`` of them. With ``finished_only``, an attempt cut off at its
+    token budget does not vote and never passes."""
 
     name = "majority-vote"
     uses_ground_truth = False
 
-    def __init__(self, min_agreement: float = 0.5):
-        self.min_agreement = min_agreement
+    def __init__(self, min_agreement: float = 0.5, min_votes: int = 1, finished_only: bool = False):
+        self.min_agreement, self.min_votes, self.finished_only = min_agreement, min_votes, finished_only
 
     @classmethod
     def from_settings(cls, settings, context) -> MajorityVoteJudge:
-        return cls(settings.min_agreement)
+        return cls(settings.min_agreement, settings.min_votes, settings.finished_only)
 
     def score(self, task: Task, attempts: Sequence[Attempt]) -> list[Score]:
         # a task whose replies are free text votes on the answer its checker reads of them
@@ -111,12 +112,17 @@ class MajorityVoteJudge:
         said = [read(a.text) for a in attempts]
         votes: dict[int, Counter] = defaultdict(Counter)
         for a, s in zip(attempts, said):
-            votes[a.problem_id][s] += 1
+            if a.finished or not self.finished_only:
+                votes[a.problem_id][s] += 1
         scores = []
         for a, s in zip(attempts, said):
+            if self.finished_only and not a.finished:
+                scores.append(Score(self.name, 0.0, False, "cut off at its token budget: it does not vote"))
+                continue
             counts = votes[a.problem_id]
             total = sum(counts.values())
             share = counts[s] / total
-            ok = s is not None and share >= self.min_agreement and counts[s] == max(counts.values())
+            ok = (s is not None and share >= self.min_agreement and counts[s] == max(counts.values())
+                  and counts[s] >= self.min_votes)
             scores.append(Score(self.name, share, ok, f"{counts[s]}/{total} members agree"))
         return scores

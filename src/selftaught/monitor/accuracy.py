@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from selftaught.policy import Policy
-from selftaught.sample.attempts import answer
+from selftaught.sample.attempts import replies
 from selftaught.tasks.base import Problem, Task
 
 
@@ -39,12 +39,30 @@ def accuracy_by_difficulty(
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[int, float]:
     """Greedy exact-match accuracy per difficulty."""
+    return held_out_figures(policy, task, problems, batch_size, on_batch)[0]
+
+
+def held_out_figures(
+    policy: Policy,
+    task: Task,
+    problems: dict[int, Sequence[Problem]],
+    batch_size: int = 512,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[dict[int, float], dict[str, float]]:
+    """Greedy accuracy per difficulty and, for a task whose replies are free text (it has
+    ``answer``), ``readable``: the share of replies that end within their budget with an answer the
+    checker can read. A reply cut off mid-sentence still has a last number (often an operand it
+    repeated), so this tells a model that learnt to finish with an answer from one that learnt the
+    arithmetic."""
     flat = [(d, p) for d, ps in problems.items() for p in ps]
-    texts = answer(policy, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
+    done = replies(policy, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
     right: dict[int, int] = {d: 0 for d in problems}
-    for (d, p), t in zip(flat, texts):
-        right[d] += task.check(p, t)
-    return {d: right[d] / max(1, len(problems[d])) for d in problems}
+    for (d, p), (text, _) in zip(flat, done):
+        right[d] += task.check(p, text)
+    figures = {}
+    if hasattr(task, "answer") and flat:
+        figures["readable"] = sum(finished and task.answer(text) is not None for text, finished in done) / len(flat)
+    return {d: right[d] / max(1, len(problems[d])) for d in problems}, figures
 
 
 def label_precision(task: Task, problems: Sequence[Problem], labels: Sequence[str]) -> float:

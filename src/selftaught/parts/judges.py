@@ -27,6 +27,9 @@ class ConsistencySettings(JudgeSettings):
 @dataclass
 class MajorityVoteSettings(JudgeSettings):
     min_agreement: float = setting(0.5, "share of the votes the kept answer needs", min=0.0, max=1.0)
+    min_votes: int = setting(1, "attempts that must give the kept answer", min=1)
+    finished_only: bool = setting(False, "only replies that ended on their own within their budget vote (a reply "
+                                  "cut off mid-sentence still has a last number, often an operand it repeated)")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -21,6 +22,7 @@ class Attempt:
     equivalent_texts: list[str] = field(default_factory=list)  # its answers to task.equivalents(problem)
     sample: int = 0  # which of the member's samples of this problem
     first: str | None = None  # two-turn sampling: the first attempt, which ``text`` revises
+    finished: bool = True  # the reply ended on its own (EOS, a stop string) before its token budget
 
     @property
     def transcript(self) -> str:
@@ -49,10 +51,15 @@ def answer(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
+    return [text for text, _ in replies(policy, task, problems, temperature=temperature, top_k=top_k, top_p=top_p,
+                                        batch_size=batch_size, generator=generator, on_batch=on_batch)]
+
+
+def replies(policy: Policy, task: Task, problems: Sequence[Problem], **decoding: Any) -> list[tuple[str, bool]]:
+    """Each answer as ``answer`` decodes it, and whether it ended on its own within its budget."""
     limits = [answer_limit(task, p) for p in problems]
-    return [c.text for c in policy.generate([p.prompt for p in problems], limits, temperature=temperature,
-                                            top_k=top_k, top_p=top_p, batch_size=batch_size, generator=generator,
-                                            on_batch=on_batch)]
+    done = policy.generate([p.prompt for p in problems], limits, **decoding)
+    return [(c.text, n is None or len(c.ids) < n) for c, n in zip(done, limits)]
 
 
 def sample_attempts(
@@ -78,13 +85,15 @@ def sample_attempts(
     flat = repeated + [e for p, es in zip(problems, eqs) for _ in range(samples) for e in es]
     attempts = []
     for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
-        texts = answer(model, task, flat, temperature=temperature, top_k=top_k, top_p=top_p,
+        done = replies(model, task, flat, temperature=temperature, top_k=top_k, top_p=top_p,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
+        texts = [t for t, _ in done]
         cursor = len(repeated)
         for i, p in enumerate(problems):
             for s in range(samples):
                 n = len(eqs[i])
-                attempts.append(Attempt(i, p, m, texts[i * samples + s], texts[cursor:cursor + n], sample=s))
+                attempts.append(Attempt(i, p, m, texts[i * samples + s], texts[cursor:cursor + n], sample=s,
+                                        finished=done[i * samples + s][1]))
                 cursor += n
     return attempts
 
@@ -112,11 +121,12 @@ def revise_attempts(
         firsts = [_cut(model, attempts[i].text, n) for i, n in zip(mine, room)]
         prompts = [revision_prompt(attempts[i].problem, f) for i, f in zip(mine, firsts)]
         limits = [answer_limit(task, attempts[i].problem) for i in mine]
-        texts = [c.text for c in model.generate(prompts, limits, temperature=temperature, top_k=top_k, top_p=top_p,
-                                                batch_size=batch_size, generator=generator, on_batch=on_batch)]
-        for i, f, t in zip(mine, firsts, texts):
+        done = model.generate(prompts, limits, temperature=temperature, top_k=top_k, top_p=top_p,
+                              batch_size=batch_size, generator=generator, on_batch=on_batch)
+        for i, f, c, n in zip(mine, firsts, done, limits):
             a = attempts[i]
-            revised[i] = Attempt(a.problem_id, a.problem, a.member, t, a.equivalent_texts, a.sample, first=f)
+            revised[i] = Attempt(a.problem_id, a.problem, a.member, c.text, a.equivalent_texts, a.sample, first=f,
+                                 finished=n is None or len(c.ids) < n)
     return revised
 
 
