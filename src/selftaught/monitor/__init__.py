@@ -1,5 +1,5 @@
 """Monitors: measure every round with ground truth, for reporting only."""
 
-from selftaught.monitor.accuracy import accuracy_by_difficulty, held_out_figures, held_out_set, label_precision, reach
+from selftaught.monitor.accuracy import held_out_figures, held_out_set, label_precision, reach
 
-__all__ = ["accuracy_by_difficulty", "held_out_figures", "held_out_set", "label_precision", "reach"]
+__all__ = ["held_out_figures", "held_out_set", "label_precision", "reach"]

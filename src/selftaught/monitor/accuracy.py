@@ -31,17 +31,6 @@ def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int
     return {d: [task.sample(rng, d) for _ in range(per_difficulty)] for d in range(low, max_difficulty + 1)}
 
 
-def accuracy_by_difficulty(
-    policy: Policy,
-    task: Task,
-    problems: dict[int, Sequence[Problem]],
-    batch_size: int = 512,
-    on_batch: Callable[[int], None] | None = None,
-) -> dict[int, float]:
-    """Greedy exact-match accuracy per difficulty."""
-    return held_out_figures(policy, task, problems, batch_size, on_batch)[0]
-
-
 def held_out_figures(
     policy: Policy,
     task: Task,

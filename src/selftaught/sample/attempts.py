@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from selftaught.policy import Policy
+from selftaught.policy import Completion, Policy
 from selftaught.tasks.base import Problem, Task
 from selftaught.tasks.tokenizer import REVISE
 
@@ -59,7 +59,12 @@ def replies(policy: Policy, task: Task, problems: Sequence[Problem], **decoding:
     """Each answer as ``answer`` decodes it, and whether it ended on its own within its budget."""
     limits = [answer_limit(task, p) for p in problems]
     done = policy.generate([p.prompt for p in problems], limits, **decoding)
-    return [(c.text, n is None or len(c.ids) < n) for c, n in zip(done, limits)]
+    return [(c.text, ended(c, n)) for c, n in zip(done, limits)]
+
+
+def ended(completion: Completion, limit: int | None) -> bool:
+    """Whether a reply ended on its own (EOS, a stop string) rather than at its token budget."""
+    return limit is None or len(completion.ids) < limit
 
 
 def sample_attempts(
@@ -126,7 +131,7 @@ def revise_attempts(
         for i, f, c, n in zip(mine, firsts, done, limits):
             a = attempts[i]
             revised[i] = Attempt(a.problem_id, a.problem, a.member, c.text, a.equivalent_texts, a.sample, first=f,
-                                 finished=n is None or len(c.ids) < n)
+                                 finished=ended(c, n))
     return revised
 
 
