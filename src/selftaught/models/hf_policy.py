@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,6 +33,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SELFTAUGHT_CACHE", Path.home() / ".cache" / "selftaught"))
 
 
+def converted_copy(file: Path) -> Path:
+    """Where the dequantized model of a .gguf file is cached: a new file (or a new copy of it) gets
+    a new place."""
+    stat = file.stat()
+    key = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{file.stem}-{key}"
+
+
 def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
     """(model, tokenizer) from a local model directory or a .gguf file; never from the hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -41,9 +50,7 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
         file = local_file(gguf)
         if file is None:
             raise ModelLoadError(f"model.gguf = {gguf!r}: no such file, nor in an installed package")
-        stat = file.stat()
-        key = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-        cached = cache_dir() / "gguf" / f"{file.stem}-{key}"
+        cached = converted_copy(file)
         if not (cached / "config.json").is_file():
             model = AutoModelForCausalLM.from_pretrained(str(file.parent), gguf_file=file.name, local_files_only=True,
                                                          dtype=torch.float32)
@@ -55,7 +62,12 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
             tmp = cached.with_name(cached.name + f".tmp-{os.getpid()}")
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            tmp.replace(cached)  # whole or not at all: a killed conversion leaves only a .tmp
+            try:
+                tmp.replace(cached)  # whole or not at all: a killed conversion leaves only a .tmp
+            except OSError:  # another process converted the same file first: its copy serves
+                if not (cached / "config.json").is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         directory = cached
     else:
         directory = Path(path).expanduser()
@@ -69,15 +81,19 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
 class HFPolicy:
     """``model`` (a transformers causal LM) and its ``tokenizer``; ``optimizer`` None: never trains.
     ``chat``: prompts go through the tokenizer's chat template as one user turn. ``stop``: a reply
-    also ends at the first of these strings (kept in it, as EOS is kept in what is trained)."""
+    also ends at the first of these strings (kept in it, as EOS is kept in what is trained).
+    ``fast``: sample with our KV-cache decoder (``models.hf_decoder``) where the model is of the
+    Llama family, else with transformers' ``generate``."""
 
     def __init__(self, model, tokenizer, optimizer: torch.optim.Optimizer | None = None, chat: bool = False,
-                 stop: Sequence[str] = ()):
+                 stop: Sequence[str] = (), fast: bool = True):
         self.model, self.tokenizer, self.optimizer, self.chat = model.eval(), tokenizer, optimizer, chat
-        self.stop = tuple(stop)
+        self.stop, self.fast = tuple(stop), fast
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # padding is masked out: any id does
         self.eos = tokenizer.eos_token_id
+        self._weights = 0  # bumped whenever the weights change, so the decoder's copy is refreshed
+        self._decoder: tuple[int, object] | None = None
 
     @property
     def max_len(self) -> int:
@@ -102,48 +118,89 @@ class HFPolicy:
 
     # ---- decoding ------------------------------------------------------------------------------
 
+    def decoder(self):
+        """Our decoder holding the current weights, or None where it cannot stand in for the model."""
+        from selftaught.models.hf_decoder import copy_weights, from_hf, why_unsupported
+
+        if not self.fast or why_unsupported(self.model):
+            return None
+        if self._decoder is None:
+            self._decoder = (self._weights, from_hf(self.model))
+        elif self._decoder[0] != self._weights:
+            copy_weights(self.model, self._decoder[1])
+            self._decoder = (self._weights, self._decoder[1])
+        return self._decoder[1]
+
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, batch_size: int = 512,
                  generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None
                  ) -> list[Completion]:
-        """Length-sorted, left-padded batches through ``model.generate``; a row stops at EOS, a stop
-        string or its limit. Each batch samples from torch's generator seeded from ``generator`` (and put back
-        after), so the run's own generator is the only randomness."""
+        """Length-sorted, left-padded batches; a row stops at EOS, a stop string or its limit.
+        Through our decoder where it serves the model (``decoder``; prompts shared), else through
+        ``model.generate``; either way the run's ``generator`` is the only randomness."""
         encoded = [self.prompt_ids(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         out: list[Completion] = [Completion("", [], [])] * len(prompts)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            width = max(len(encoded[i]) for i in idx)
             room = [max(1, min(self.max_len - len(encoded[i]), limits[i] or self.max_len)) for i in idx]
-            ids = torch.full((len(idx), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - len(encoded[i]):] = torch.as_tensor(encoded[i])
-                mask[row, width - len(encoded[i]):] = 1
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
-            with torch.random.fork_rng(devices=[]):
-                if seed is not None:
-                    torch.manual_seed(seed)
-                done = self.model.generate(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max(room),
-                    do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                    top_k=top_k or None, top_p=top_p if top_p < 1.0 else None, return_dict_in_generate=True,
-                    output_scores=True, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos,
-                    **({"stop_strings": list(self.stop), "tokenizer": self.tokenizer} if self.stop else {}))
-            new = done.sequences[:, width:]
-            # the scores are the processed logits each token was drawn from (temperature, top-k)
-            picked = torch.stack([F.log_softmax(s.float(), -1).gather(-1, new[:, k, None]).squeeze(-1)
-                                  for k, s in enumerate(done.scores)], 1).tolist()
-            for row, i in enumerate(idx):
-                tokens = new[row].tolist()[: room[row]]
-                n = next((k for k, t in enumerate(tokens) if t == self.eos), len(tokens))
-                n = self._through_stop(tokens, n)
-                out[i] = Completion(self.tokenizer.decode(tokens[:n], skip_special_tokens=True), tokens[:n],
-                                    picked[row][:n])
+            batch = [encoded[i] for i in idx]
+            done = self._fast(batch, room, temperature, top_k, top_p, generator)
+            if done is None:
+                done = self._transformers(batch, room, temperature, top_k, top_p, generator)
+            for i, (tokens, logps) in zip(idx, done):
+                n = self._through_stop(tokens, len(tokens))
+                out[i] = Completion(self.tokenizer.decode(tokens[:n], skip_special_tokens=True), tokens[:n], logps[:n])
             if on_batch is not None:
                 on_batch(len(idx))
+        return out
+
+    def _fast(self, encoded: list[list[int]], room: list[int], temperature: float, top_k: int, top_p: float,
+              generator: torch.Generator | None) -> list[tuple[list[int], list[float]]] | None:
+        """Our decoder's replies (tokens before EOS, log-probs), or None where it does not serve:
+        the model is not of the Llama family, or the sequence would pass its rope table or window."""
+        from selftaught.models.generate import generate
+        from selftaught.models.hf_decoder import window
+
+        decoder = self.decoder()
+        longest = max(map(len, encoded)) + max(room)
+        if decoder is None or longest > decoder.cfg.max_len or longest > (window(self.model) or longest):
+            return None
+        ids, logps = generate(decoder, encoded, room, temperature=temperature, top_k=top_k or None, top_p=top_p,
+                              generator=generator, with_logps=True, eos=[self.eos], cut_at=[],
+                              share_prompts=True, draw="inverse-cdf")
+        return list(zip(ids, logps))
+
+    def _transformers(self, encoded: list[list[int]], room: list[int], temperature: float, top_k: int,
+                      top_p: float, generator: torch.Generator | None) -> list[tuple[list[int], list[float]]]:
+        """``model.generate`` on the left-padded batch, sampling from torch's generator seeded from
+        ``generator`` (and put back after)."""
+        width = max(map(len, encoded))
+        ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, prompt in enumerate(encoded):
+            ids[row, width - len(prompt):] = torch.as_tensor(prompt)
+            mask[row, width - len(prompt):] = 1
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            done = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max(room),
+                do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                top_k=top_k or None, top_p=top_p if top_p < 1.0 else None, return_dict_in_generate=True,
+                output_scores=True, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos,
+                **({"stop_strings": list(self.stop), "tokenizer": self.tokenizer} if self.stop else {}))
+        new = done.sequences[:, width:]
+        # the scores are the processed logits each token was drawn from (temperature, top-k)
+        picked = torch.stack([F.log_softmax(s.float(), -1).gather(-1, new[:, k, None]).squeeze(-1)
+                              for k, s in enumerate(done.scores)], 1).tolist()
+        out = []
+        for row in range(len(encoded)):
+            tokens = new[row].tolist()[: room[row]]
+            n = next((k for k, t in enumerate(tokens) if t == self.eos), len(tokens))
+            out.append((tokens[:n], picked[row][:n]))
         return out
 
     def _through_stop(self, tokens: list[int], n: int) -> int:
@@ -179,17 +236,22 @@ class HFPolicy:
     def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         ids, attention, rows = self._batch(prompts, completions)
-        logits = self.model(input_ids=ids, attention_mask=attention).logits
+        # logits only where some row's completion is predicted (the prompts' are most of a batch's
+        # positions, and the head is a fifth of a small model's work), then one gather for all rows
+        lo = min(start for _, start, _ in rows) - 1
+        hi = max(start - 1 + n for _, start, n in rows)
+        logits = self.model(input_ids=ids, attention_mask=attention,
+                            logits_to_keep=torch.arange(lo, hi, device=self.device)).logits
+        logp = F.log_softmax(logits.float() / temperature if temperature != 1.0 else logits.float(), dim=-1)
         longest = max(n for _, _, n in rows)
-        out = torch.zeros((len(rows), longest), dtype=torch.float32, device=self.device)
-        mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=self.device)
-        for k, (_, start, n) in enumerate(rows):
-            # logits at t predict token t + 1: the completion's tokens are predicted from start - 1 on
-            logp = F.log_softmax(logits[k, start - 1:start - 1 + n].float() / temperature, dim=-1)
-            picked = logp.gather(-1, ids[k, start:start + n, None]).squeeze(-1)
-            out[k, :n] = picked
-            mask[k, :n] = True
-        return out, mask
+        steps = torch.arange(longest, device=self.device)
+        starts = torch.as_tensor([start for _, start, _ in rows], device=self.device)
+        mask = steps[None] < torch.as_tensor([n for _, _, n in rows], device=self.device)[:, None]
+        # logits at t predict token t + 1: completion token j of a row is predicted at start - 1 + j
+        at = (starts[:, None] - 1 + steps[None]).clamp(max=hi - 1)  # past a row's end: any kept position, masked
+        targets = ids.gather(1, at + 1)
+        picked = logp[torch.arange(len(rows), device=self.device)[:, None], at - lo, targets]
+        return picked.masked_fill(~mask, 0.0), mask
 
     def log_odds(self, texts: Sequence[str], yes: str, no: str) -> torch.Tensor:
         y, n = self._single_token(yes), self._single_token(no)
@@ -218,6 +280,7 @@ class HFPolicy:
         return loss.item()
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:
+        self._weights += 1
         return optimizer_step(self.model, self.optimizer, lr, backward)
 
     def train(self) -> None:
@@ -227,7 +290,7 @@ class HFPolicy:
         self.model.eval()
 
     def frozen_copy(self) -> HFPolicy:
-        return HFPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.chat, self.stop)
+        return HFPolicy(copy.deepcopy(self.model).eval(), self.tokenizer, None, self.chat, self.stop, self.fast)
 
     # ---- persistence ---------------------------------------------------------------------------
 
@@ -245,6 +308,7 @@ class HFPolicy:
         from safetensors.torch import load_file
 
         directory = Path(directory)
+        self._weights += 1
         if _is_lora(self.model):
             from peft import set_peft_model_state_dict
 
@@ -292,5 +356,5 @@ def hf_policies(settings, context) -> list[HFPolicy]:
     for i in range(settings.members):
         member = model if i == 0 else copy.deepcopy(model)
         policies.append(HFPolicy(member, tokenizer, make_optimizer(member, learner.lr, learner.weight_decay),
-                                 chat=context.recipe.task.chat, stop=settings.stop))
+                                 chat=context.recipe.task.chat, stop=settings.stop, fast=settings.fast_sampling))
     return policies

@@ -32,12 +32,27 @@ class TransformerConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # What pretrained Llama-family checkpoints need (``models.hf_decoder``); the defaults are our own model.
+    n_kv_heads: int = 0  # grouped-query attention: heads of keys and values (0 = n_heads)
+    head_dim: int = 0  # 0 = d_model // n_heads
+    qkv_bias: bool = False  # Qwen2
+    qk_norm: bool = False  # Qwen3: RMSNorm of each head's queries and keys before rope
 
     def __post_init__(self):
-        if self.d_model % self.n_heads:
+        if not self.head_dim and self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.n_heads % self.kv_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
         if self.positional not in ("none", "rope"):
             raise ValueError(f"positional must be 'none' or 'rope', got {self.positional!r}")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def head_width(self) -> int:
+        return self.head_dim or self.d_model // self.n_heads
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -50,11 +65,17 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int, theta: float):
         super().__init__()
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        self.max_len = max_len
+        self.set_frequencies(1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+
+    def set_frequencies(self, inv_freq: torch.Tensor, scale: float = 1.0) -> None:
+        """Per-pair frequencies and an amplitude ``scale``: what a checkpoint's rope scaling
+        (linear, llama3, yarn, ...) comes down to once positions are fixed."""
+        freqs = torch.outer(torch.arange(self.max_len, dtype=torch.float32), inv_freq.float().cpu())
         emb = torch.cat((freqs, freqs), dim=-1)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        like = self.cos if hasattr(self, "cos") else emb  # keep the device and dtype the module was moved to
+        self.register_buffer("cos", (emb.cos() * scale).to(like.device, like.dtype), persistent=False)
+        self.register_buffer("sin", (emb.sin() * scale).to(like.device, like.dtype), persistent=False)
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin for ``positions`` [B, T], shaped to broadcast over [B, H, T, D]; computed
@@ -85,12 +106,15 @@ class Packing:
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.n_heads = cfg.n_heads
-        self.head_dim = cfg.d_model // cfg.n_heads
+        self.n_heads, self.n_kv = cfg.n_heads, cfg.kv_heads
+        self.head_dim = cfg.head_width
         self.eps = cfg.norm_eps
         self.attn_norm = nn.Parameter(torch.ones(cfg.d_model))
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.qkv = nn.Linear(cfg.d_model, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=cfg.qkv_bias)
+        self.out = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
+        if cfg.qk_norm:
+            self.q_norm = nn.Parameter(torch.ones(self.head_dim))
+            self.k_norm = nn.Parameter(torch.ones(self.head_dim))
         self.mlp_norm = nn.Parameter(torch.ones(cfg.d_model))
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
@@ -103,21 +127,30 @@ class Block(nn.Module):
         if packed is not None:  # real tokens only so far; attention needs the padded [B, T] layout
             qkv = packed.pad(qkv)
         B, T = qkv.shape[:2]
-        q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        H, G, D = self.n_heads, self.n_kv, self.head_dim
+        if G == H:
+            q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = (t.view(B, T, -1, D).transpose(1, 2) for t in qkv.split([H * D, G * D, G * D], dim=-1))
+        if hasattr(self, "q_norm"):
+            q, k = F.rms_norm(q, (D,), self.q_norm, self.eps), F.rms_norm(k, (D,), self.k_norm, self.eps)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
             k, v = cache.append(layer, k, v)
         if T == 1 and cache is not None:
             # One new query against the cache: two batched matmuls beat SDPA's CPU kernel here and
-            # read the cache views in place instead of copying them.
-            scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
+            # read the cache views in place instead of copying them. The query heads that share a
+            # key/value head are its rows (head h reads key head h // (H / G), as Llama's repeat_kv).
+            qg = q.reshape(B, G, H // G, D)
+            scores = (qg @ k.transpose(-1, -2)) * D**-0.5
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
-            y = torch.softmax(scores, dim=-1) @ v
+            y = (torch.softmax(scores, dim=-1) @ v).view(B, H, 1, D)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1)
-        y = y.transpose(1, 2).reshape(B, T, C)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1,
+                                               enable_gqa=G != H)
+        y = y.transpose(1, 2).reshape(B, T, H * D)
         x = x + self.out(packed.unpad(y) if packed is not None else y)
         gate, up = self.gate_up(F.rms_norm(x, (C,), self.mlp_norm, self.eps)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
@@ -133,8 +166,7 @@ class Transformer(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
-        head_dim = cfg.d_model // cfg.n_heads
-        self.rotary = Rotary(head_dim, cfg.max_len, cfg.rope_theta) if cfg.positional == "rope" else None
+        self.rotary = Rotary(cfg.head_width, cfg.max_len, cfg.rope_theta) if cfg.positional == "rope" else None
         self.apply(self._init)
         # GPT-2 style: shrink residual-branch outputs so depth does not blow up the residual stream.
         for name, p in self.named_parameters():

@@ -54,6 +54,10 @@ class HFSettings(ModelSettings):
                                            "about a third more time")
     stop: list[str] = setting([], "a reply also ends at the first of these strings, kept in the reply (beside EOS; "
                               "transformers' stop_strings)")
+    fast_sampling: bool = setting(True, "sample with our KV-cache decoder, which computes a batch's shared prompt "
+                                  "prefix once and each prompt once for all its samples, where the model is of the "
+                                  "Llama family (Llama, Mistral, Qwen2, Qwen3, SmolLM); transformers' generate "
+                                  "otherwise")
     lora_rank: int = setting(0, "train LoRA adapters of this rank on every linear layer (peft) instead of every "
                              "weight (0 = full fine-tuning)", min=0)
 

