@@ -28,7 +28,7 @@ from selftaught.tasks.countdown import Countdown
 from test_loop import _monitoring, grade_in_monitor_only
 
 
-@pytest.mark.slow(10)
+@pytest.mark.slow(16)
 def test_star_raises_pass_at_1(tmp_path):
     """Four rounds of STaR on countdown raise held-out pass@1, and the verifier keeps right answers
     only. Measured (bench/margins.py, seeds 0-4, 1 and 2 threads, the same figures at both): rise
@@ -45,8 +45,8 @@ def test_bstar_picks_the_best_balance_on_its_grid(tmp_path):
     assert 0.0 < r.figures["bstar_probe_balance"] <= 1.0
 
 
-@pytest.mark.slow(40)
-@pytest.mark.parametrize("case", ["grpo_reused", "grpo_fresh"])
+@pytest.mark.parametrize("case", [pytest.param("grpo_reused", marks=pytest.mark.slow(83)),
+                                  pytest.param("grpo_fresh", marks=pytest.mark.slow(32))])
 def test_grpo_raises_the_reward(tmp_path, case):
     """Two rounds of GRPO on two-number countdown raise the verifier's reward of the attempts sampled
     at temperature, fed either one round's groups reused for every step (grpo_reused) or fresh
@@ -102,7 +102,7 @@ def test_multiagent_members_learn_their_own_data(tmp_path):
     assert figures["cross-member distinct"] < 1.0
 
 
-@pytest.mark.slow(22)
+@pytest.mark.slow(40)
 def test_self_correct_learns_to_revise(tmp_path):
     """Round 0's model was never taught to revise, so its second turn loses every right answer;
     trained on correction traces it keeps them. Measured (bench/margins.py, seeds 0-4, 1 and 2
@@ -114,7 +114,7 @@ def test_self_correct_learns_to_revise(tmp_path):
     meets_bars("self_correct", self_correct(tmp_path, seed=0))
 
 
-@pytest.mark.slow(120)
+@pytest.mark.slow(140)
 def test_two_turn_grpo_makes_the_revision_break_less_and_fix_more(tmp_path):
     """After one round of correction traces, one round of SCoRe's two-turn GRPO (revisions rewarded
     r2 + 10 (r2 - r1) against the other revisions of their query): the revision breaks fewer right
@@ -146,7 +146,7 @@ class GuardedCountdown(Countdown):
         return super().check(problem, answer)
 
 
-@pytest.mark.slow(23)
+@pytest.mark.slow(39)
 def test_self_rewarding_judges_its_own_attempts_without_ground_truth(tmp_path, monkeypatch):
     """The verdict, taught on seed problems only, learns (log 2 = 0.69 is chance) and tells the round's
     right attempts from wrong ones (an untaught verdict scores about 0.5), and pairs are built from the

@@ -158,6 +158,19 @@ def test_gate_drops_labels_past_the_first_difficulty_it_stops_at():
     assert [[e.answer for e in m] for m in drop_harder_than(own, atts, 1).member_examples] == [["8"]]
 
 
+def test_all_judges_keeps_a_problems_most_common_distinct_answers_up_to_its_label_count():
+    # P0: only "7;4" passes (three times), so one label whatever the count; P1 passes two
+    # distinct texts: the one given twice first, then the other
+    atts = attempts([(P0, ["7;4", "7;5", "7;4", "7;4"]), (P1, ["8", "08", "08"])])
+    everyone = {"all": [Score("all", 1.0, a.text != "7;5", "") for a in atts]}
+    one = keep_if_all_judges_pass(atts, everyone)
+    assert [e.answer for e in one.examples] == ["7;4", "08"] and one.kept_problems == [0, 1]
+    two = keep_if_all_judges_pass(atts, everyone, labels=2)
+    assert [e.answer for e in two.examples] == ["7;4", "08", "8"] and two.kept_problems == [0, 1, 1]
+    assert "a label of the problem (1 of its 3" in two.reasons[4]
+    assert "label(s) are other kept answers" in one.reasons[4]
+
+
 def test_uniform_curriculum_draws_difficulties_in_proportion_to_their_weights():
     task = Countdown()
     levels = [p.difficulty for p in Uniform(2, 4, 3000, (1.0, 0.0, 3.0)).propose(task, random.Random(0))]

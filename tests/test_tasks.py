@@ -93,13 +93,14 @@ def test_word_arithmetic_reads_the_last_number_of_a_free_text_reply():
         p = task.sample(rng, d)
         a, got_op, b = p.data
         assert p.prompt == f"What is {a} {op} {b}?" and got_op == op and lo_a <= a <= hi_a and lo_b <= b <= hi_b
-        right = str(a + b if op == "+" else a * b)
+        right = str({"+": a + b, "*": a * b, "-": a - b}[op])
         assert task.target(p) == right
         assert task.check(p, f"{a} {op} {b} = {right}") and task.check(p, f"The answer is {right}.")
         assert not task.check(p, f"{right} is wrong, it is {int(right) + 1}") and not task.check(p, "no idea")
     assert last_number("it is 1,234 or -5") == "-5" and last_number("1,234") == "1234" and last_number("x") is None
     p = task.make(3, "+", 4, 1)
     assert [q.prompt for q in task.equivalents(p)] == ["What is 4 + 3?"]
+    assert task.equivalents(task.make(30, "-", 4, 6)) == []  # 4 - 30 is another question
 
 
 def test_majority_vote_on_free_text_counts_the_answers_not_the_wording():

@@ -29,6 +29,7 @@ from selftaught.parts import (
 )
 from selftaught.parts.curricula import EasyToHardSettings
 from selftaught.parts.models import TransformerSettings
+from selftaught.parts.selectors import AllJudgesSettings
 from selftaught.settings import RecipeError, setting
 
 __all__ = ["Recipe", "RecipeError", "describe", "from_dict", "load_recipe", "notes", "setting", "to_dict", "to_toml"]
@@ -71,7 +72,7 @@ class Recipe:
     model: ModelSettings = part("model", TransformerSettings)
     sampler: SamplerSettings = part("sampler", SamplerSettings)
     judges: list[JudgeSettings] = field(default_factory=list, metadata={"role": "judge"})
-    selector: SelectorSettings = part("selector", SelectorSettings)
+    selector: SelectorSettings = part("selector", AllJudgesSettings)
     learner: LearnerSettings = part("learner", LearnerSettings)
     curriculum: CurriculumSettings = part("curriculum", EasyToHardSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)

@@ -24,6 +24,12 @@ _THRESHOLD = "reward an attempt needs to be kept"
 
 
 @dataclass
+class AllJudgesSettings(SelectorSettings):
+    labels_per_problem: int = setting(1, "distinct kept answers a problem contributes, most common first (free-text "
+                                      "replies that agree on their answer differ in wording)", min=1)
+
+
+@dataclass
 class OwnAgreeingSettings(SelectorSettings):
     def check(self, recipe, where: str) -> None:
         if recipe.model.members < 2:
@@ -110,7 +116,7 @@ class RevisionsSettings(SelectorSettings):
 
 register_role("selector", SelectorSettings)
 for _name, _settings, _target, _summary in (
-        ("all-judges", SelectorSettings, "KeepIfAllPass", "keep attempts every judge passes; a problem's label is "
+        ("all-judges", AllJudgesSettings, "KeepIfAllPass", "keep attempts every judge passes; a problem's label is "
          "the answer most of its kept attempts give"),
         ("own-agreeing", OwnAgreeingSettings, "OwnAgreeing", "the same, each member keeping its own (multiagent)"),
         ("threshold", ThresholdSettings, "Threshold", "keep distinct answers whose reward reaches the threshold "

@@ -52,9 +52,11 @@ def rejected_counts(scores: dict[str, list[Score]]) -> dict[str, int]:
     return {name: sum(not s.passed for s in ss) for name, ss in scores.items()}
 
 
-def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[Score]]) -> Selection:
-    """An attempt is kept when every judge passes it; a problem gets the answer most of its kept
-    attempts give. Rejections are counted per judge (an attempt may be rejected by several)."""
+def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[Score]], labels: int = 1
+                            ) -> Selection:
+    """An attempt is kept when every judge passes it; a problem's labels are the ``labels`` distinct
+    answers most of its kept attempts give (ties: the first drawn). Rejections are counted per judge
+    (an attempt may be rejected by several)."""
     kept = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
     answers: dict[int, Counter] = defaultdict(Counter)
     first: dict[int, Attempt] = {}
@@ -63,19 +65,19 @@ def keep_if_all_judges_pass(attempts: Sequence[Attempt], scores: dict[str, list[
             answers[a.problem_id][a.text] += 1
             first.setdefault(a.problem_id, a)
     ids = sorted(answers)
-    labels = {i: answers[i].most_common(1)[0][0] for i in ids}
-    examples = [Example(first[i].problem.prompt, labels[i]) for i in ids]
+    chosen = {i: [text for text, _ in answers[i].most_common(labels)] for i in ids}
+    examples = [Example(first[i].problem.prompt, text) for i in ids for text in chosen[i]]
     reasons = []
     for i, a in enumerate(attempts):
         failed = [name for name, ss in scores.items() if not ss[i].passed]
         if failed:
             reasons.append("rejected by " + ", ".join(failed))
-        elif labels[a.problem_id] == a.text:
-            reasons.append(f"passed every judge; the problem's label ({answers[a.problem_id][a.text]} of its "
-                           f"{sum(answers[a.problem_id].values())} kept attempts agree)")
+        elif a.text in chosen[a.problem_id]:
+            reasons.append(f"passed every judge; a label of the problem ({answers[a.problem_id][a.text]} of its "
+                           f"{sum(answers[a.problem_id].values())} kept attempts give it)")
         else:
-            reasons.append("passed every judge, but another kept answer became the problem's label")
-    return Selection(examples, ids, kept, reasons, rejected_counts(scores))
+            reasons.append(f"passed every judge, but the problem's {labels} label(s) are other kept answers")
+    return Selection(examples, [i for i in ids for _ in chosen[i]], kept, reasons, rejected_counts(scores))
 
 
 def keep_own_agreeing(attempts: Sequence[Attempt], scores: dict[str, list[Score]], members: int) -> Selection:

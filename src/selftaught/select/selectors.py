@@ -52,12 +52,15 @@ class Tunes(Protocol):
 class KeepIfAllPass:
     name = "all-judges"
 
+    def __init__(self, labels_per_problem: int = 1):
+        self.labels = labels_per_problem
+
     @classmethod
     def from_settings(cls, settings, context) -> KeepIfAllPass:
-        return cls()
+        return cls(settings.labels_per_problem)
 
     def select(self, batch: Batch, wants: str) -> Selection:
-        return keep_if_all_judges_pass(batch.attempts, batch.scores)
+        return keep_if_all_judges_pass(batch.attempts, batch.scores, self.labels)
 
 
 class OwnAgreeing:

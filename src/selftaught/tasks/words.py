@@ -4,7 +4,7 @@ The reply is free text; its answer is the last number in it (``answer``), so "7 
 "The answer is 12" are both right. Difficulty picks the kind of problem, from what a 135M chat
 model sometimes gets right to what it almost never does (greedy pass@1 of SmolLM2-135M-Instruct
 measured on 64 problems each: one-digit addition 0.42, one-digit multiplication 0.12, two-digit
-addition 0.03).
+addition 0.03, a digit subtracted from 10-50 0.02).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ KINDS: dict[int, tuple[str, tuple[int, int], tuple[int, int]]] = {
     3: ("+", (10, 30), (0, 9)),
     4: ("+", (10, 99), (10, 99)),
     5: ("*", (10, 30), (2, 9)),
+    6: ("-", (10, 50), (0, 9)),
 }
+_APPLY = {"+": lambda a, b: a + b, "*": lambda a, b: a * b, "-": lambda a, b: a - b}
 
 
 @dataclass
@@ -44,7 +46,7 @@ class WordArithmetic:
 
     def target(self, problem: Problem) -> str:
         a, op, b = problem.data
-        return str(a + b if op == "+" else a * b)
+        return str(_APPLY[op](a, b))
 
     def answer(self, reply: str) -> str | None:
         """What the checker reads of a reply: its last number."""
@@ -58,4 +60,4 @@ class WordArithmetic:
 
     def equivalents(self, problem: Problem) -> list[Problem]:
         a, op, b = problem.data
-        return [self.make(b, op, a, problem.difficulty)] if a != b else []
+        return [self.make(b, op, a, problem.difficulty)] if a != b and op != "-" else []
