@@ -169,6 +169,13 @@ def test_all_judges_keeps_a_problems_most_common_distinct_answers_up_to_its_labe
     assert [e.answer for e in two.examples] == ["7;4", "08", "8"] and two.kept_problems == [0, 1, 1]
     assert "a label of the problem (1 of its 3" in two.reasons[4]
     assert "label(s) are other kept answers" in one.reasons[4]
+    # the recipe's selector, built from its settings as a run builds it, passes its count on
+    from selftaught.parts.selectors import AllJudgesSettings
+    from selftaught.select.selectors import Batch, KeepIfAllPass
+
+    selector = KeepIfAllPass.from_settings(AllJudgesSettings(labels_per_problem=2), None)
+    chosen = selector.select(Batch(atts, everyone, [1.0] * len(atts)), "examples")
+    assert [e.answer for e in chosen.examples] == ["7;4", "08", "8"]
 
 
 def test_uniform_curriculum_draws_difficulties_in_proportion_to_their_weights():
