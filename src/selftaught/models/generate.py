@@ -24,12 +24,18 @@ def _left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Ten
     width = max(len(p) for p in prompts)
     tokens = torch.full((len(prompts), width), PAD, dtype=torch.long)
     valid = torch.zeros((len(prompts), width), dtype=torch.bool)
-    for i, p in enumerate(prompts):
-        if len(p) == 0:
-            raise ValueError("every prompt needs at least one token")
+    for i, p in enumerate(prompts):  # each has a token: generate checks
         tokens[i, width - len(p):] = torch.as_tensor(p, dtype=torch.long)
         valid[i, width - len(p):] = True
     return tokens, valid
+
+
+def _own_attention(valid: torch.Tensor) -> torch.Tensor:
+    """[B, T, T]: which of a left-padded row's tokens each one attends to (causal, real tokens
+    only; a pad sees itself, so that no softmax row is empty)."""
+    T = valid.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=valid.device).tril()
+    return (causal & valid[:, None, :]) | torch.eye(T, dtype=torch.bool, device=valid.device)
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator,
@@ -96,9 +102,7 @@ def _prefill(model: Transformer, prompts: Sequence[Sequence[int]], steps: int) -
     positions = (torch.arange(P, device=device).expand(B, P) - start[:, None]).clamp(min=0)
     mask, key_valid = None, None
     if not bool(valid.all()):
-        causal = torch.ones(P, P, dtype=torch.bool, device=device).tril()
-        mask = (causal & valid[:, None, :]) | torch.eye(P, dtype=torch.bool, device=device)  # a pad sees itself: no NaN
-        mask = mask[:, None]
+        mask = _own_attention(valid)[:, None]
         key_valid = torch.cat([valid, torch.ones(B, steps, dtype=torch.bool, device=device)], dim=1)
     logits = model(tokens, positions if model.rotary is not None else None, cache, mask)[:, -1]
     cache.advance(P)
@@ -130,9 +134,8 @@ def _prefill_shared(model: Transformer, prompts: Sequence[Sequence[int]], steps:
         cache.advance(shared)
     start = (~valid).sum(1)
     positions = shared + (torch.arange(S, device=device).expand(n, S) - start[:, None]).clamp(min=0)
-    own = (torch.ones(S, S, dtype=torch.bool, device=device).tril() & valid[:, None, :]) | torch.eye(
-        S, dtype=torch.bool, device=device)  # a pad sees itself: no NaN
-    mask = torch.cat([torch.ones(n, S, shared, dtype=torch.bool, device=device), own], dim=2)[:, None]
+    mask = torch.cat([torch.ones(n, S, shared, dtype=torch.bool, device=device), _own_attention(valid)],
+                     dim=2)[:, None]
     logits = model.head(model.features(tokens, positions, cache, mask)[:, -1])
     cache.advance(S)
     key_valid = torch.cat([torch.ones(n, shared, dtype=torch.bool, device=device), valid,
