@@ -96,6 +96,7 @@ def test_inspect_lists_a_round_and_explains_one_attempt(run_dir):
     for s in attempt["scores"]:
         assert s["reason"] in text
     assert "kept" in text and "passed every judge" in text
+    assert f"drawn by {attempt['worker']} · weights v{attempt['version']}" in text and attempt["version"] > 0
     missing = runner.invoke(app, ["inspect", str(run_dir), "--attempt", "999999"])
     assert missing.exit_code == 2 and "no attempt 999999" in missing.output
     both = runner.invoke(app, ["inspect", str(run_dir), "--round", "1", "--kept", "--rejected"])

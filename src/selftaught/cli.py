@@ -231,9 +231,15 @@ def inspect(
     console.print(table)
 
 
+def _drawn_by(row: dict) -> str:
+    """The worker that drew an attempt and the weight version it drew it with."""
+    return f"{row['worker']} · weights v{row['version']}"
+
+
 def _show_attempt(row: dict) -> None:
     console.print(f"[bold]attempt {row['id']}[/bold] · round {row['round']} · problem {row['problem']} · "
-                  f"difficulty {row['difficulty']} · task {row['task']} · member {row['member']} · {row['sampler']}")
+                  f"difficulty {row['difficulty']} · task {row['task']} · member {row['member']} · {row['sampler']} · "
+                  f"drawn by {_drawn_by(row)}")
     console.print(f"  prompt: {row['prompt']}\n  answer: {row['text']}", highlight=False)
     if row["equivalents"]:
         console.print(f"  answers to equivalent phrasings: {', '.join(row['equivalents'])}", highlight=False)

@@ -19,6 +19,8 @@ class Completion:
     text: str
     ids: list[int]  # its tokens (the end of sequence not included)
     logps: list[float]  # each token's log-probability under the distribution it was drawn from
+    worker: str = "local"  # the process that drew it
+    version: int = 0  # the version of the weights it was drawn with (weight changes of its policy so far)
 
 
 class Tokenizer(Protocol):

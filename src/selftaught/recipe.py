@@ -60,6 +60,23 @@ class MonitorSettings:
                                   "fully (B-STaR's selector maximises the same score)", min=1)
 
 
+@dataclass
+class EngineSettings:
+    """Where decoding and model judging run. Results depend on ``shard_size``, never on the
+    executor or the number of workers."""
+
+    executor: Literal["local", "ray"] = setting("local", "run shards here, or on Ray workers (pip install "
+                                                "'selftaught[ray]')")
+    workers: int = setting(2, "Ray workers (actors), each holding a replica of every member", min=1)
+    address: str = setting("", "Ray cluster to join, such as 10.0.0.5:6379 or 'auto' (empty: start Ray on this "
+                           "machine)")
+    num_cpus: float = setting(1.0, "CPUs each Ray worker reserves", min=0.0)
+    num_gpus: float = setting(0.0, "GPUs each Ray worker reserves (its replicas move to its GPU)", min=0.0)
+    threads: int = setting(1, "torch threads in each Ray worker", min=1)
+    shard_size: int = setting(0, "rows (prompt x sample) a shard holds, the unit of work a worker takes and of "
+                              "random keys (0 = the sampler's batch size; scoring then runs in one shard)", min=0)
+
+
 def part(role: str, default: type) -> Any:
     """A section that names a part of ``role``; ``default`` when the recipe leaves it out."""
     return field(default_factory=default, metadata={"role": role})
@@ -76,6 +93,7 @@ class Recipe:
     learner: LearnerSettings = part("learner", LearnerSettings)
     curriculum: CurriculumSettings = part("curriculum", EasyToHardSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def parts(self) -> list[tuple[str, str, Any]]:
         """(role, section key, settings) of every part the recipe names."""
@@ -380,7 +398,7 @@ def to_toml(data: dict) -> str:
 def settings_table() -> str:
     """Markdown table of every setting (pasted into docs/recipes.md; a test keeps them in step)."""
     rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
-    rows += [f"| `{k}` | {t} | `{d!r}` | {h} |" for k, t, d, h in describe()]
+    rows += [f"| `{k}` | {t.replace('|', '&#124;')} | `{d!r}` | {h} |" for k, t, d, h in describe()]
     return "\n".join(rows)
 
 

@@ -16,7 +16,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -27,6 +27,7 @@ import torch
 
 from selftaught import __version__, faults
 from selftaught.context import Context, Phase, Tools
+from selftaught.engine.executors import Replicated, make_executor
 from selftaught.judge import Score
 from selftaught.judge.filters import Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
@@ -40,6 +41,7 @@ from selftaught.preflight import check_runnable, needs_control_marks
 from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
 from selftaught.registry import build
 from selftaught.sample.attempts import Attempt
+from selftaught.sample.draws import Draws
 from selftaught.sample.samplers import Request
 from selftaught.select import Selection, drop_harder_than, rewards
 from selftaught.select.selectors import Batch, Tunes, Tuning
@@ -130,15 +132,17 @@ class Run:
         random.seed(seed)
         np.random.seed(seed)
         self.rng = random.Random(f"{seed}-loop")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.draws = Draws(seed)  # sampling randomness, keyed by (seed, round, call, shard)
+        self.executor = make_executor(recipe.engine)
         lr = recipe.learner
         sft = SFTSettings(lr=lr.lr, batch_size=lr.batch_size, weight_decay=lr.weight_decay,
                           warmup_steps=lr.warmup_steps, decay_fraction=lr.decay_fraction)
         # the supervised phases (the seed round, verdict training) have their own rate and batch
         supervised = replace(sft, lr=lr.seed_lr or lr.lr, batch_size=lr.seed_batch_size or lr.batch_size)
-        context = Context(recipe, self.task, needs_control_marks(recipe), [], self.generator, [], supervised)
-        self.policies: list[Policy] = context.policies
-        self.policies += build("model", recipe.model, context)
+        context = Context(recipe, self.task, needs_control_marks(recipe), [], self.draws, [], supervised)
+        self.policies: list[Replicated] = context.policies
+        self.policies += [Replicated(p, i, self.executor, recipe.engine.shard_size)
+                          for i, p in enumerate(build("model", recipe.model, context))]
         self.replay: list[ReplayMix] = context.replay
         self.replay += [ReplayMix(lr.newest_share) for _ in self.policies]
         self.sampler = build("sampler", recipe.sampler, context)
@@ -159,7 +163,7 @@ class Run:
         """Start the run in ``out_dir`` (which must not hold one) and run it to the end."""
         info = {"recipe": to_dict(self.recipe), "seed": self.recipe.run.seed, "version": __version__,
                 "parameters": self.policies[0].num_params()}
-        with RunStore(self.out_dir, create=True, info=info) as store:
+        with RunStore(self.out_dir, create=True, info=info) as store, closing(self.executor):
             (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
             with open_writer(self.out_dir, 0) as board:
                 self._finish(store, board, self.seed_round())
@@ -193,7 +197,7 @@ class Run:
     def continue_run(self) -> list[RoundReport]:
         """Go on from the restored round; rounds after it (and their checkpoints) are dropped."""
         last = self.reports[-1].round if self.reports else -1
-        with RunStore(self.out_dir, write=True) as store:
+        with RunStore(self.out_dir, write=True) as store, closing(self.executor):
             store.truncate_after(last)
             for stale in (self.out_dir / "checkpoints").glob("round-*"):
                 if not stale.name.endswith(".tmp") and int(stale.name.split("-")[1]) > last:
@@ -227,6 +231,7 @@ class Run:
     def seed_round(self) -> RoundReport:
         """Round 0: supervised training on ground-truth labels of the easy difficulties."""
         clock = Clock()
+        self.draws.start_round(0)
         tools = self._tools(0, clock)
         t = self.recipe.task
         levels = tuple(range(t.seed_min_difficulty, t.seed_max_difficulty + 1))
@@ -244,6 +249,7 @@ class Run:
         """One self-improvement round. Ground truth is touched only by ``_measure``, the audit and the
         judges a recipe names as using it (verifier, process reward)."""
         clock = Clock()
+        self.draws.start_round(round_)
         tools = self._tools(round_, clock)
         learner = self.learner.for_round(round_)  # the recipe's learner, or the warm-up it names for this round
         problems = self.curriculum.propose(self.task, self.rng)                                     # propose
@@ -282,7 +288,7 @@ class Run:
     def _request(self, round_: int, temperature: float, compare: bool, members: Sequence[int] | None = None,
                  on_batch=None) -> Request:
         return Request(temperature, self.equivalents, compare, self._judge, partial(self.reporter.phase, round_),
-                       self.generator, on_batch, members)
+                       self.draws, on_batch, members)
 
     def _tune(self, tools: Tools, clock: Clock) -> Tuning:
         if not isinstance(self.selector, Tunes):
@@ -349,7 +355,8 @@ class Run:
         records = [AttemptRecord(a.problem_id, a.problem.difficulty, self.recipe.task.name, a.problem.prompt,
                                  a.transcript, a.member, sampler, a.equivalent_texts,
                                  [(name, ss[i].value, ss[i].passed, ss[i].reason) for name, ss in batch.scores.items()],
-                                 selection.kept_attempts[i], self.recipe.selector.type, selection.reasons[i])
+                                 selection.kept_attempts[i], self.recipe.selector.type, selection.reasons[i],
+                                 a.worker, a.version)
                    for i, a in enumerate(attempts)]
         return RoundReport(round_, self.curriculum.frontier, accuracy, reach(accuracy, mon.threshold),
                            tail_mean(learned.steps), made=len(attempts), kept=len(selection.examples) or
@@ -363,7 +370,8 @@ class Run:
     def _save_state(self, directory: Path) -> None:
         for i, policy in enumerate(self.policies):
             policy.save(directory / f"member-{i}")
-        torch.save({"rng": rng_states(self.rng, self.generator), "curriculum": self.curriculum.state_dict(),
+        torch.save({"rng": rng_states(self.rng), "curriculum": self.curriculum.state_dict(),
+                    "versions": [p.version for p in self.policies],
                     "selector": {}}, directory / "state.pt")  # no selector keeps state across rounds
 
     def _restore(self, round_: int, data: list, history: list[RoundReport]) -> None:
@@ -371,7 +379,9 @@ class Run:
         for i, policy in enumerate(self.policies):
             policy.load(directory / f"member-{i}")
         state = torch.load(directory / "state.pt", weights_only=True)
-        restore_rng_states(state["rng"], self.rng, self.generator)
+        restore_rng_states(state["rng"], self.rng)
+        for policy, version in zip(self.policies, state.get("versions", [])):
+            policy.version = version
         self.curriculum.load_state_dict(state["curriculum"])
         for _, levels, examples in data:
             for i, mix in enumerate(self.replay):

@@ -44,7 +44,8 @@ def held_out_figures(
     repeated), so this tells a model that learnt to finish with an answer from one that learnt the
     arithmetic."""
     flat = [(d, p) for d, ps in problems.items() for p in ps]
-    done = replies(policy, task, [p for _, p in flat], batch_size=batch_size, on_batch=on_batch)
+    done = [(c.text, finished) for c, finished in replies(policy, task, [p for _, p in flat], batch_size=batch_size,
+                                                          on_batch=on_batch)]
     right: dict[int, int] = {d: 0 for d in problems}
     for (d, p), (text, _) in zip(flat, done):
         right[d] += task.check(p, text)

@@ -23,6 +23,8 @@ class Attempt:
     sample: int = 0  # which of the member's samples of this problem
     first: str | None = None  # two-turn sampling: the first attempt, which ``text`` revises
     finished: bool = True  # the reply ended on its own (EOS, a stop string) before its token budget
+    worker: str = "local"  # the process that drew ``text``
+    version: int = 0  # the version of its member's weights that drew ``text``
 
     @property
     def transcript(self) -> str:
@@ -51,15 +53,15 @@ def answer(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Decoded answers in the order of ``problems``, each limited by ``answer_limit``."""
-    return [text for text, _ in replies(policy, task, problems, temperature=temperature, top_k=top_k, top_p=top_p,
-                                        batch_size=batch_size, generator=generator, on_batch=on_batch)]
+    return [c.text for c, _ in replies(policy, task, problems, temperature=temperature, top_k=top_k, top_p=top_p,
+                                       batch_size=batch_size, generator=generator, on_batch=on_batch)]
 
 
-def replies(policy: Policy, task: Task, problems: Sequence[Problem], **decoding: Any) -> list[tuple[str, bool]]:
+def replies(policy: Policy, task: Task, problems: Sequence[Problem], **decoding: Any) -> list[tuple[Completion, bool]]:
     """Each answer as ``answer`` decodes it, and whether it ended on its own within its budget."""
     limits = [answer_limit(task, p) for p in problems]
     done = policy.generate([p.prompt for p in problems], limits, **decoding)
-    return [(c.text, ended(c, n)) for c, n in zip(done, limits)]
+    return [(c, ended(c, n)) for c, n in zip(done, limits)]
 
 
 def ended(completion: Completion, limit: int | None) -> bool:
@@ -92,13 +94,14 @@ def sample_attempts(
     for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
         done = replies(model, task, flat, temperature=temperature, top_k=top_k, top_p=top_p,
                        batch_size=batch_size, generator=generator, on_batch=on_batch)
-        texts = [t for t, _ in done]
+        texts = [c.text for c, _ in done]
         cursor = len(repeated)
         for i, p in enumerate(problems):
             for s in range(samples):
                 n = len(eqs[i])
-                attempts.append(Attempt(i, p, m, texts[i * samples + s], texts[cursor:cursor + n], sample=s,
-                                        finished=done[i * samples + s][1]))
+                c, finished = done[i * samples + s]
+                attempts.append(Attempt(i, p, m, c.text, texts[cursor:cursor + n], sample=s, finished=finished,
+                                        worker=c.worker, version=c.version))
                 cursor += n
     return attempts
 
@@ -131,7 +134,7 @@ def revise_attempts(
         for i, f, c, n in zip(mine, firsts, done, limits):
             a = attempts[i]
             revised[i] = Attempt(a.problem_id, a.problem, a.member, c.text, a.equivalent_texts, a.sample, first=f,
-                                 finished=ended(c, n))
+                                 finished=ended(c, n), worker=c.worker, version=c.version)
     return revised
 
 

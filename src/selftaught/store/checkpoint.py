@@ -72,25 +72,24 @@ def verify(run_dir: Path, files: dict[str, str], round_: int) -> None:
             raise CheckpointError(f"{path}: checksum does not match the store (file changed or damaged){hint}")
 
 
-def rng_states(loop_rng: random.Random, generator: torch.Generator) -> dict:
-    """Every random state the loop draws from, in a form ``torch.load(weights_only=True)`` reads."""
+def rng_states(loop_rng: random.Random) -> dict:
+    """Every random state the loop draws from, in a form ``torch.load(weights_only=True)`` reads
+    (sampling has none: its keys are the round's, ``selftaught.sample.draws``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "loop": loop_rng.getstate(),
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
-        "sampler": generator.get_state(),
     }
 
 
-def restore_rng_states(states: dict, loop_rng: random.Random, generator: torch.Generator) -> None:
+def restore_rng_states(states: dict, loop_rng: random.Random) -> None:
     loop_rng.setstate(_tuples(states["loop"]))
     random.setstate(_tuples(states["python"]))
     kind, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
-    generator.set_state(states["sampler"])
 
 
 def _tuples(x):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: attempts record the worker and the weight version that drew them
 FILENAME = "run.sqlite"
 LOCKFILE = "run.lock"
 
@@ -31,7 +31,7 @@ CREATE TABLE rounds (
 CREATE TABLE attempts (
     id INTEGER PRIMARY KEY, round INTEGER NOT NULL, problem INTEGER NOT NULL, difficulty INTEGER NOT NULL,
     task TEXT NOT NULL, prompt TEXT NOT NULL, text TEXT NOT NULL, member INTEGER NOT NULL,
-    sampler TEXT NOT NULL, equivalents TEXT NOT NULL
+    sampler TEXT NOT NULL, equivalents TEXT NOT NULL, worker TEXT NOT NULL, version INTEGER NOT NULL
 );
 CREATE INDEX attempts_by_round ON attempts (round, id);
 CREATE TABLE scores (
@@ -83,6 +83,8 @@ class AttemptRecord:
     kept: bool
     selector: str
     reason: str
+    worker: str = "local"  # the process that drew it
+    version: int = 0  # the version of its member's weights that drew it
 
 
 @dataclass
@@ -216,9 +218,9 @@ class RunStore:
             next_id = self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM attempts").fetchone()[0]
             ids = range(next_id, next_id + len(record.attempts))
             self.db.executemany(
-                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(i, r, a.problem, a.difficulty, a.task, a.prompt, a.text, a.member, a.sampler,
-                  json.dumps(a.equivalents)) for i, a in zip(ids, record.attempts)])
+                  json.dumps(a.equivalents), a.worker, a.version) for i, a in zip(ids, record.attempts)])
             if before_commit is not None:
                 before_commit()
             self.db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)",
@@ -293,8 +295,9 @@ class RunStore:
 
     # Both orders come straight off an index: (round, id) on attempts, (round, kept, attempt) on
     # selections, so a page of a round with a million attempts costs what a page costs.
-    _PAGE = ("id", "round", "problem", "difficulty", "prompt", "text", "member", "kept", "reason")
-    _SELECT = "SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, s.kept, s.reason "
+    _PAGE = ("id", "round", "problem", "difficulty", "prompt", "text", "member", "worker", "version", "kept", "reason")
+    _SELECT = ("SELECT a.id, a.round, a.problem, a.difficulty, a.prompt, a.text, a.member, a.worker, a.version, "
+               "s.kept, s.reason ")
     _ALL = _SELECT + ("FROM attempts a JOIN selections s ON s.attempt = a.id WHERE a.round = ? "
                       "ORDER BY a.id LIMIT ?")
     _BY_VERDICT = _SELECT + ("FROM selections s JOIN attempts a ON a.id = s.attempt WHERE s.round = ? "
@@ -320,12 +323,12 @@ class RunStore:
     def attempt(self, attempt_id: int) -> dict | None:
         row = self.db.execute(
             "SELECT a.id, a.round, a.problem, a.difficulty, a.task, a.prompt, a.text, a.member, a.sampler, "
-            "a.equivalents, s.selector, s.kept, s.reason FROM attempts a LEFT JOIN selections s "
+            "a.equivalents, a.worker, a.version, s.selector, s.kept, s.reason FROM attempts a LEFT JOIN selections s "
             "ON s.attempt = a.id WHERE a.id = ?", (attempt_id,)).fetchone()
         if row is None:
             return None
         cols = ("id", "round", "problem", "difficulty", "task", "prompt", "text", "member", "sampler",
-                "equivalents", "selector", "kept", "reason")
+                "equivalents", "worker", "version", "selector", "kept", "reason")
         out = dict(zip(cols, row))
         out["equivalents"] = json.loads(out["equivalents"])
         out["kept"] = bool(out["kept"])
