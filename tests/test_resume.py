@@ -72,18 +72,23 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dict]:
     return recipe, out, fingerprint(out)
 
 
-@pytest.mark.parametrize("kill_at", ["learn:0", "commit:0", "sample:2", "learn:2", "checkpoint:2", "commit:2"])
-def test_killed_and_resumed_run_is_bitwise_identical(reference, tmp_path, kill_at):
+# Each chain kills a run, kills its resume at a later point, and so on: every kill point is checked,
+# and so is resuming a run that was itself resumed. Two chains, not one test a point: a process
+# start and a whole run less for each point.
+@pytest.mark.parametrize("chain", [("learn:0", "sample:2", "checkpoint:2"), ("commit:0", "learn:2", "commit:2")])
+def test_killed_and_resumed_run_is_bitwise_identical(reference, tmp_path, chain):
     recipe, _, expected = reference
     assert expected["final_round"] == 3
     out = tmp_path / "run"
-    killed = selftaught("run", str(recipe), "--out", str(out), kill_at=kill_at)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    point, round_ = kill_at.split(":")
-    with RunStore(out) as store:  # only whole rounds were committed
-        assert store.last_round() == (None if round_ == "0" else int(round_) - 1)
-    if point == "checkpoint":  # the files were on disk, the round was not: resume must redo it
-        assert (out / "checkpoints" / f"round-{round_}").is_dir()
+    for i, kill_at in enumerate(chain):
+        args = ("run", str(recipe), "--out", str(out)) if i == 0 else ("resume", str(out))
+        killed = selftaught(*args, kill_at=kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr)
+        point, round_ = kill_at.split(":")
+        with RunStore(out) as store:  # only whole rounds were committed
+            assert store.last_round() == (None if round_ == "0" else int(round_) - 1), kill_at
+        if point == "checkpoint":  # the files were on disk, the round was not: resume must redo it
+            assert (out / "checkpoints" / f"round-{round_}").is_dir()
     resumed = selftaught("resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert fingerprint(out) == expected
@@ -160,26 +165,25 @@ TWO_TURN_GRPO = (ON_POLICY_GRPO.replace('type = "temperature"\nsamples = 4\n',
                  .replace('on_policy = true', 'on_policy = true\nsft_rounds = 1'))
 
 
-@pytest.fixture(scope="module")
-def two_turn_reference(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("two-turn")
-    recipe = root / "two-turn.toml"
-    recipe.write_text(TWO_TURN_GRPO)
-    done = selftaught("run", str(recipe), "--out", str(root / "reference"))
-    assert done.returncode == 0, done.stderr
-    return recipe, fingerprint(root / "reference")
-
-
-@pytest.mark.parametrize("kill_at", ["learn:1", "learn:2"])
-def test_two_turn_grpo_killed_in_its_sft_or_its_rl_round_resumes_bitwise(two_turn_reference, tmp_path, kill_at):
+@pytest.mark.slow(30)
+def test_two_turn_grpo_killed_in_its_sft_and_its_rl_round_resumes_bitwise(tmp_path):
     """Round 1 learns by SFT on correction traces (its data must come back from the store), round 2
-    by GRPO on revision groups sampled between its steps."""
-    recipe, expected = two_turn_reference
+    by GRPO on revision groups sampled between its steps. Killed in round 1, resumed, killed again in
+    round 2, resumed."""
+    recipe = tmp_path / "two-turn.toml"
+    recipe.write_text(TWO_TURN_GRPO)
+    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
+    assert done.returncode == 0, done.stderr
+    expected = fingerprint(tmp_path / "reference")
     # round 1 revises each first attempt once, round 2 twice
     assert expected["final_round"] == 2 and len(expected["attempts"]) == 30 * 4 + 30 * 4 * 2
     out = tmp_path / "run"
-    killed = selftaught("run", str(recipe), "--out", str(out), kill_at=kill_at)
+    killed = selftaught("run", str(recipe), "--out", str(out), kill_at="learn:1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = selftaught("resume", str(out), kill_at="learn:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with RunStore(out) as store:
+        assert store.last_round() == 1
     resumed = selftaught("resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert fingerprint(out) == expected

@@ -79,21 +79,6 @@ def recipe(tmp_path: Path, *overrides: str):
     return load_recipe(path, list(overrides))
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("local") / "run"
-    Run(recipe(out.parent), out).execute()
-    return run_fingerprint(out)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def workers_of(run_dir: Path) -> dict[str, set[int]]:
     """Per worker, the weight versions its stored attempts were drawn with."""
     with RunStore(run_dir) as store:
@@ -160,53 +145,61 @@ def test_a_weight_change_is_a_new_version_and_scoring_with_gradients_stays_here(
 
 
 @pytest.mark.slow(40)
-def test_ray_with_one_or_two_workers_stores_what_the_local_run_stores(cluster, local_run, tmp_path):
-    for workers in (1, 2):
-        out = tmp_path / f"ray-{workers}"
-        Run(recipe(tmp_path, "engine.executor=\"ray\"", f"engine.workers={workers}", f"engine.address=\"{cluster}\""),
-            out).execute()
-        assert run_fingerprint(out) == local_run  # attempts, scores, metrics, losses, final weights and state
-        drawn = workers_of(out)
-        assert sorted(drawn) == [f"w{i}" for i in range(workers)]  # every worker drew, and only workers
-        # each round's attempts name the weights they came from: after round 0's 20 seed steps, then later
-        first, second = sorted(set().union(*drawn.values()))
-        assert 20 <= first < second
+def test_ray_runs_store_what_the_local_run_stores(tmp_path, monkeypatch):
+    """One test, one cluster: xdist would hand separate tests to both workers, and two Ray clusters on
+    two cores take twice as long. Each part compares the whole stored run with the local run."""
+    ray = pytest.importorskip("ray")
+    Run(recipe(tmp_path), tmp_path / "local").execute()
+    local = run_fingerprint(tmp_path / "local")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        address = ray.get_runtime_context().gcs_address
+        on_ray = ("engine.executor=\"ray\"", f"engine.address=\"{address}\"")
 
+        # one or two workers: attempts, scores, metrics, losses, final weights and state all identical
+        for workers in (1, 2):
+            out = tmp_path / f"ray-{workers}"
+            Run(recipe(tmp_path, *on_ray, f"engine.workers={workers}"), out).execute()
+            assert run_fingerprint(out) == local
+            drawn = workers_of(out)
+            assert sorted(drawn) == [f"w{i}" for i in range(workers)]  # every worker drew, and only workers
+            # each round's attempts name the weights they came from: after round 0's 20 seed steps, then later
+            first, second = sorted(set().union(*drawn.values()))
+            assert 20 <= first < second
 
-@pytest.mark.slow(25)
-def test_a_worker_killed_mid_round_is_replaced_and_the_round_is_the_same(cluster, local_run, tmp_path, monkeypatch):
-    run = Run(recipe(tmp_path, "engine.executor=\"ray\"", "engine.workers=2", f"engine.address=\"{cluster}\""),
-              tmp_path / "run")
-    killed = []
+        # a worker killed mid-round (after the first shard of round 1's sampling) is replaced
+        run = Run(recipe(tmp_path, *on_ray, "engine.workers=2"), tmp_path / "killed-worker")
+        killed = []
 
-    def kill_a_worker(name: str, round_: int) -> None:  # after the first shard of round 1's sampling
-        if (name, round_) == ("sample", 1) and not killed:
-            killed.append(run.executor.pids()[0])
-            os.kill(killed[0], signal.SIGKILL)
+        def kill_a_worker(name: str, round_: int) -> None:
+            if (name, round_) == ("sample", 1) and not killed:
+                killed.append(run.executor.pids()[0])
+                os.kill(killed[0], signal.SIGKILL)
 
-    monkeypatch.setattr(faults, "point", kill_a_worker)
-    run.execute()
-    assert killed and run.executor.replaced >= 1
-    assert run_fingerprint(tmp_path / "run") == local_run
-    assert "w2" in workers_of(tmp_path / "run")  # the replacement drew some of the round's attempts
+        with monkeypatch.context() as patch:
+            patch.setattr(faults, "point", kill_a_worker)
+            run.execute()
+        assert killed and run.executor.replaced >= 1
+        assert run_fingerprint(tmp_path / "killed-worker") == local
+        assert "w2" in workers_of(tmp_path / "killed-worker")  # the replacement drew some of the round's attempts
 
+        # the driver killed with SIGKILL while shards are still on the workers, then resumed: bitwise
+        path = tmp_path / "ray.toml"
+        path.write_text(RECIPE + f'executor = "ray"\nworkers = 2\naddress = "{address}"\n')
+        env = {k: v for k, v in os.environ.items() if k != faults.ENV}
 
-@pytest.mark.slow(40)
-def test_a_ray_run_killed_with_sigkill_resumes_bitwise(cluster, local_run, tmp_path):
-    path = tmp_path / "scale.toml"
-    path.write_text(RECIPE + f'executor = "ray"\nworkers = 2\naddress = "{cluster}"\n')
-    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+        def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], capture_output=True, text=True,
+                                  env=env | ({faults.ENV: kill_at} if kill_at else {}), timeout=300)
 
-    def selftaught(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "selftaught.cli", *args], capture_output=True, text=True,
-                              env=env | ({faults.ENV: kill_at} if kill_at else {}), timeout=300)
-
-    out = tmp_path / "run"
-    killed = selftaught("run", str(path), "--out", str(out), kill_at="sample:2")  # shards still on the workers
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = selftaught("resume", str(out))
-    assert resumed.returncode == 0, resumed.stderr
-    assert run_fingerprint(out) == local_run
+        out = tmp_path / "sigkill"
+        driver = selftaught("run", str(path), "--out", str(out), kill_at="sample:2")
+        assert driver.returncode == -signal.SIGKILL, driver.stderr
+        resumed = selftaught("resume", str(out))
+        assert resumed.returncode == 0, resumed.stderr
+        assert run_fingerprint(out) == local
+    finally:
+        ray.shutdown()
 
 
 def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path):

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-
 import ray
 import torch
 from ray.exceptions import RayActorError

@@ -4,10 +4,10 @@ A run's sampling calls happen in program order on the driver: round r's n-th cal
 a judge's rollouts, the probe of a tuning selector, each on-policy step's) gets the key
 (run seed, r, n). The call's rows (problem x sample, stably sorted by prompt length so that a shard
 pads little) are cut into shards of a fixed number of rows (``engine.shard_size``), and shard s
-draws from a torch generator seeded by (key, s). So what a row draws depends on the run seed, the round, the call and the rows it shares
-a shard with, never on which process drew it or what that process drew before: a run spread over
-any number of workers draws what a one-process run draws, and a round re-run after a crash or a
-resume draws the same again.
+draws from a torch generator seeded by (key, s). So what a row draws depends on the run seed, the
+round, the call and the rows it shares a shard with, never on which process drew it or what that
+process drew before: a run spread over any number of workers draws what a one-process run draws,
+and a round re-run after a crash or a resume draws the same again.
 """
 
 from __future__ import annotations
