@@ -36,12 +36,12 @@ SAMPLING = ("sample", "judge", "evaluate")  # the phases whose model calls run o
 
 MODELS = {
     # recipe, overrides: few training steps, so that the round is decoding
-    "default": ("star", ["run.rounds=3", "curriculum.problems_per_round=400", "sampler.samples=4",
+    "default": ("star", ["run.rounds=3", "curriculum.problems_per_round=400", "sampler.samples=4", "monitor.pass_k=4",
                          "learner.seed_steps=200", "learner.steps_per_round=10", "monitor.eval_per_difficulty=100",
                          "engine.shard_size=64"]),
     "smollm2": ("smollm2-star", ["run.rounds=3", "run.time_budget_minutes=0", "curriculum.problems_per_round=32",
-                                 "sampler.samples=2", "learner.steps_per_round=2", "learner.batch_size=4",
-                                 "monitor.eval_per_difficulty=8", "engine.shard_size=16"]),
+                                 "sampler.samples=2", "monitor.pass_k=2", "learner.steps_per_round=2",
+                                 "learner.batch_size=4", "monitor.eval_per_difficulty=8", "engine.shard_size=16"]),
 }
 
 
