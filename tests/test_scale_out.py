@@ -105,7 +105,7 @@ def test_each_row_draws_from_its_shard_whatever_runs_the_shards():
     tok = CharTokenizer("0123456789+=")
     policy = CharPolicy.create(TransformerConfig(vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=4,
                                                  d_ff=64, max_len=32), tok)
-    prompts = [f"{a}+{b}=" for a in range(12) for b in range(3)]  # lengths 4 and 5: sorting moves rows
+    prompts = [f"{a}+{b}=" for a in range(11, -1, -1) for b in range(3)]  # lengths 5, then 4: sorting moves rows
     limits = [6] * len(prompts)
     done = {}
     for executor in (LocalExecutor(), Reversed()):
