@@ -92,16 +92,8 @@ class Replicated:
         self.policy, self.member, self.executor, self.shard_size = policy, member, executor, shard_size
         self.version = 0
 
-    def __getattr__(self, name: str) -> Any:  # a policy's own extras (device, prompt_ids, ...)
+    def __getattr__(self, name: str) -> Any:  # the rest of the policy (tokenizer, max_len, device, ...)
         return getattr(self.policy, name)
-
-    @property
-    def tokenizer(self):
-        return self.policy.tokenizer
-
-    @property
-    def max_len(self) -> int:
-        return self.policy.max_len
 
     # ---- spread over the executor ------------------------------------------------------------------
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import torch
-
 
 @dataclass(frozen=True)
 class CallKey:
@@ -31,9 +29,6 @@ class CallKey:
         keys give unrelated streams."""
         text = f"selftaught-draw:{self.seed}:{self.round}:{self.call}:{shard}".encode()
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-
-    def shard_generator(self, shard: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.shard_seed(shard))
 
 
 class Draws:
