@@ -1,5 +1,6 @@
 """Lineage (why was an attempt kept?), the HTML report in a real browser, and TensorBoard scalars."""
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -110,29 +111,42 @@ def test_lineage_queries_use_indexes_not_scans(run_dir):
             assert plan and all(line.startswith("SEARCH") for line in plan.splitlines()), plan
 
 
-def test_report_renders_every_plot_in_a_real_browser(run_dir, tmp_path):
+def in_chromium(page_file: Path) -> dict:
+    """The report as headless Chromium renders it: each image's (loaded, width, height), the h2
+    titles, the page's text, and a screenshot beside the file."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it where it can)")
     playwright = pytest.importorskip("playwright.sync_api")
-    result = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "report.html")])
-    assert result.exit_code == 0, result.output
-    page_html = (tmp_path / "report.html").read_text()
-    assert page_html.count("data:image/png;base64,") == 7
-    assert "src='http" not in page_html and 'src="http' not in page_html  # self-contained
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto((tmp_path / "report.html").as_uri())
+        page.goto(page_file.as_uri())
         page.wait_for_load_state("load")
-        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        titles = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        shown = {"images": page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, "
+                                         "i.naturalHeight])"),
+                 "titles": page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"),
+                 "text": page.evaluate("document.body.innerText")}
+        page.screenshot(path=str(page_file.with_suffix(".png")), full_page=True)
         browser.close()
-    assert len(sizes) == 7 and all(done and w > 100 and h > 100 for done, w, h in sizes), sizes
-    assert "Accuracy by difficulty" in titles and "True accuracy of kept labels" in titles
+    return shown
+
+
+def test_report_renders_every_plot_in_a_real_browser(run_dir, tmp_path):
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    with RunStore(run_dir) as store:  # the reach plot is there only where the curriculum moved
+        moved = len(set(store.metric("frontier").values())) > 1 or len(set(store.metric("reach").values())) > 1
+    plots = 8 if moved else 7
+    page_html = (tmp_path / "report.html").read_text()
+    assert page_html.count("data:image/png;base64,") == plots
+    assert "src='http" not in page_html and 'src="http' not in page_html  # self-contained
+    shown = in_chromium(tmp_path / "report.html")
+    assert len(shown["images"]) == plots and all(done and w > 100 and h > 100 for done, w, h in shown["images"])
+    assert "Held-out pass@1" in shown["titles"] and "True accuracy of kept labels" in shown["titles"]
+    assert ("Reach per round" in shown["titles"]) == moved
     assert (tmp_path / "report.png").stat().st_size > 20_000
 
 
@@ -150,3 +164,46 @@ def test_tensorboard_scalars_match_the_store(run_dir):
     tags = acc.Tags()["scalars"]
     levels = Counter(d for acc_r in accuracy.values() for d in acc_r)
     assert all(f"accuracy/difficulty-{d:02d}" in tags for d in levels)
+
+
+@pytest.mark.slow(8)
+def test_a_real_model_report_leads_with_pass_at_1_and_its_standard_error(tmp_path):
+    """A run of the tiny Llama through the Hugging Face path: the report's header names the model
+    and its size, and its headline holds pass@1 per round with standard errors computed here from
+    the store's accuracies and problem counts; rendering warns of nothing (warnings are errors)."""
+    pytest.importorskip("transformers")
+    from test_hf_policy import RECIPE as HF_RECIPE
+    from test_hf_policy import build_tiny
+
+    model = build_tiny(tmp_path / "tiny")
+    (tmp_path / "hf.toml").write_text(HF_RECIPE.format(path=model))
+    Run(load_recipe(tmp_path / "hf.toml"), tmp_path / "run").execute()
+    result = runner.invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    with RunStore(tmp_path / "run") as store:
+        accuracy = store.metric_by_difficulty("accuracy")
+        counts = store.metric_by_difficulty("eval_problems")
+        parameters, precision = store.run_info()["parameters"], store.run_info()["precision"]
+    expected = {}
+    for r, acc in accuracy.items():
+        n = sum(counts[r][d] for d in acc)
+        p = sum(acc[d] * counts[r][d] for d in acc) / n
+        se = (sum(counts[r][d] * acc[d] * (1 - acc[d]) for d in acc)) ** 0.5 / n
+        expected[r] = f"{p:.3f} ± {se:.3f}"
+    shown = in_chromium(tmp_path / "run" / "report.html")
+    text = shown["text"]
+    assert shown["titles"][:2] == ["What improved", "Held-out pass@1"]
+    assert parameters < 1e6  # written in thousands
+    assert precision in ("fp32", "bf16-mixed")
+    assert f"model\ttiny (Hugging Face) · {parameters / 1e3:.1f} k parameters · {precision}" in text
+    assert "reversed-addition" in text and "majority-vote" in text and "cores" in text
+    first, last = min(expected), max(expected)
+    assert f"Held-out pass@1 went from {expected[first]} (round {first}) to {expected[last]} (round {last})" in text
+    for r, cell in expected.items():
+        assert f"{r}\t{cell}" in text  # the round's row of the headline table
+    d, a = next(iter(accuracy[last].items()))
+    n = counts[last][d]
+    assert f"{a:.3f} ± {(a * (1 - a) / n) ** 0.5:.3f}" in text  # by difficulty, its own error
+    summary = runner.invoke(app, ["summary", str(tmp_path / "run"), "--json"])
+    figures = json.loads(summary.stdout)
+    assert f"{figures['pass@1']:.3f} ± {figures['pass@1_se']:.3f}" == expected[last]

@@ -133,3 +133,20 @@ def test_the_round_names_no_method_and_fits_on_a_screen():
                 if re.search(r"bstar|grpo|dpo|revisions|self-verdict|on_policy|turns", line)]
         assert not hits, (source.name, hits)
     assert len(inspect.getsource(loop_module.Run.improve).splitlines()) <= 40
+
+
+def test_the_methods_a_users_part_must_have_are_its_protocols():
+    """``registry.METHODS`` (checked on a user's class while a recipe loads) names exactly the
+    methods each role's protocol declares."""
+    from selftaught.curriculum import Curriculum
+    from selftaught.judge.filters import Judge
+    from selftaught.learn.learners import Learner
+    from selftaught.sample.samplers import Sampler
+    from selftaught.select.selectors import Selector
+
+    protocols = {"sampler": Sampler, "judge": Judge, "selector": Selector, "learner": Learner,
+                 "curriculum": Curriculum}
+    for role, protocol in protocols.items():
+        declared = {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+        assert set(registry.METHODS[role]) == declared, role
+    assert set(registry.METHODS) == set(protocols)

@@ -94,6 +94,43 @@ def test_killed_and_resumed_run_is_bitwise_identical(reference, tmp_path, chain)
     assert fingerprint(out) == expected
 
 
+def test_a_finished_run_given_more_rounds_ends_where_a_run_given_them_from_the_start_ends(reference, tmp_path):
+    """`resume --set run.rounds=N` on a run that finished at fewer: bitwise the longer run, and the
+    store and recipe.toml say what changed."""
+    recipe, _, expected = reference
+    out = tmp_path / "run"
+    short = selftaught("run", str(recipe), "--set", "run.rounds=1", "--out", str(out))
+    assert short.returncode == 0, short.stderr
+    again = selftaught("resume", str(out))  # finished: nothing to do, and it says how to go on
+    assert again.returncode == 0 and "--set run.rounds=N" in " ".join(again.stdout.split())
+    longer = selftaught("resume", str(out), "--set", "run.rounds=3")
+    assert longer.returncode == 0, longer.stderr
+    assert "run.rounds: 1 → 3" in longer.stdout
+    assert fingerprint(out) == expected
+    with RunStore(out) as store:
+        info = store.run_info()
+    assert info["recipe"]["run"]["rounds"] == 3
+    assert [(c["after_round"], c["set"]) for c in info["limit_changes"]] == [(1, {"run.rounds": 3})]
+    assert "rounds = 3" in (out / "recipe.toml").read_text()
+
+
+def test_only_a_runs_limits_change_on_resume(reference, tmp_path):
+    _, finished, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
+    for setting, words in [("model.d_model=64", ["--set model.d_model", "only run.rounds", "different recipe"]),
+                           ("run.seed=3", ["--set run.seed", "only run.rounds"]),
+                           ("run.rounds=2", ["run.rounds=2", "committed round 3 already"]),
+                           ("run.rounds=many", ["--set run.rounds", "expected int"])]:
+        result = runner.invoke(app, ["resume", str(run), "--set", setting])
+        assert result.exit_code == 2, (setting, result.output)
+        line = " ".join(result.stderr.split())
+        assert all(w in line for w in words), (setting, line)
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
+    assert after == before
+
+
 ON_POLICY_GRPO = """
 [run]
 rounds = 2

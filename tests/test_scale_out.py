@@ -210,5 +210,5 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: engine.address: cannot reach the Ray cluster at '127.0.0.1:9'"), done.stderr
+    assert last.startswith(f"error: {path}: engine.address: cannot reach the Ray cluster at '127.0.0.1:9'"), done.stderr
     assert "Traceback" not in done.stderr

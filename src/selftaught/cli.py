@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from selftaught import registry
 from selftaught.builtin_recipes import builtin_recipes, resolve, summary_line
-from selftaught.recipe import RecipeError, load_recipe, notes
+from selftaught.recipe import RecipeError, load_checked, notes
 from selftaught.store import FILENAME, RunStore, StoreError
 from selftaught.tasks import TaskImportError
 
@@ -148,6 +148,28 @@ _HEADLINE = ("pass@1", "sample_accuracy", "distinct_answers", "judge_auroc/self-
              "delta_wrong_to_right", "delta_right_to_wrong", "bstar_temperature", "bstar_threshold", "balance")
 
 
+def _precision(recipe) -> str:
+    """The run's first lines say which arithmetic it trains and samples in, and why."""
+    from selftaught.models.precision import resolve as resolve_precision
+
+    m = recipe.model
+    chosen, why = resolve_precision(m.precision, m.device, m.type, getattr(m, "dtype", "float32"))
+    return f"precision: {chosen} ({why})"
+
+
+def _loading(recipe) -> str:
+    """What the wait before the first round is for."""
+    gguf = getattr(recipe.model, "gguf", "")
+    if gguf:
+        from selftaught.models.hf_policy import converted_copy
+        from selftaught.parts.models import local_file
+
+        file = local_file(gguf)
+        if file is not None and not (converted_copy(file) / "config.json").is_file():
+            return f"converting {file.name} (once, then cached)"
+    return "loading the model"
+
+
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="recipe file, or the name of a built-in recipe")],
@@ -161,13 +183,20 @@ def run(
     with user_errors(debug):
         path = resolve(recipe)
         overrides = list(set_ or []) + ([f"run.seed={seed}"] if seed is not None else [])
-        parsed = load_recipe(path, overrides)  # the task is imported and checked here, before anything is written
+        with console.status("checking the recipe and its model"):
+            # the task is imported and checked here, and the model's files read, before anything is written
+            parsed, task = load_checked(path, overrides)
         out = out or Path("runs") / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_new_run_dir(out)
         from selftaught.engine import Run  # torch loads only once the input is known to be good
 
-        job = Run(parsed, out, RichReporter(console))
+        with console.status(_loading(parsed)):
+            try:
+                job = Run(parsed, out, RichReporter(console), task)
+            except RecipeError as e:  # a part of the user's that fails as it is made, a cluster not there
+                raise RecipeError(f"{path}: {e}") from e
     console.print(f"[bold]{parsed.run.name}[/bold] → {out}")
+    console.print(_precision(parsed), highlight=False)
     for note in notes(parsed):
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
     reports = job.execute()
@@ -179,16 +208,27 @@ def run(
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="the run directory to continue")],
     from_round: Annotated[int | None, typer.Option(help="continue after this round, dropping later ones")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="new limits for a run that stopped or "
+                                                   "finished: run.rounds, run.time_budget_minutes or "
+                                                   "run.stop_at_reach (key=value)")] = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
-    """Continue a run from its last committed round (or --from-round N)."""
+    """Continue a run from its last committed round (or --from-round N), with new limits if given."""
     with user_errors(debug):
         from selftaught.engine import Run
 
-        run_ = Run.resume(run_dir, from_round, RichReporter(console))
+        with console.status("loading the run"):
+            run_ = Run.resume(run_dir, from_round, RichReporter(console), list(set_ or []))
         where = f"after round {run_.reports[-1].round}" if run_.reports else "from the start (no round committed)"
         console.print(f"[bold]{run_.recipe.run.name}[/bold] ← {run_dir}: resuming {where}")
+        console.print(_precision(run_.recipe), highlight=False)
+        for key, (old, new) in run_.limit_changes.items():
+            console.print(f"  {key}: {old} → {new}")
+        before = len(run_.reports)
         reports = run_.continue_run()
+    if before and len(reports) == before:
+        console.print(f"nothing to do: the run had already stopped at its limits; give it more with --set "
+                      f"run.rounds=N (now {run_.recipe.run.rounds}) or --set run.time_budget_minutes=M")
     console.print(f"done: reach {reports[-1].reach} after {len(reports) - 1} rounds; "
                   f"`selftaught summary {run_dir}` for the figures")
 
@@ -303,30 +343,38 @@ def recipes() -> None:
 
 
 def summarize(run_dir: Path) -> dict:
-    """Final and per-round figures of a run, from its store alone."""
+    """Final and per-round figures of a run, from its store alone. ``pass@1`` comes with its
+    standard error (``pass@1_se``), and each difficulty's accuracy with its own (``accuracy_se``)."""
+    from selftaught.monitor import pass1_with_error, standard_error
     from selftaught.monitor import reach as reach_of
 
     with RunStore(run_dir) as store:
         info = store.run_info()
         threshold = info["recipe"]["monitor"]["threshold"]
         accuracy = store.metric_by_difficulty("accuracy")
+        counts = store.metric_by_difficulty("eval_problems")
         rounds = []
         names = ["frontier", "loss", "labels_made", "labels_kept", "kept_label_precision"]
         series = {n: store.metric(n) for n in names}
         # every other per-round figure (pass@1, diversity, judge quality, ...) under "figures"
         others = {n: store.metric(n) for n in store.metric_names()
-                  if n not in names and n not in ("reach", "accuracy", "keep_rate")}
+                  if n not in names and n not in ("reach", "accuracy", "keep_rate", "eval_problems")}
         for r in store.rounds():
-            acc = accuracy.get(r["round"], {})
+            acc, n = accuracy.get(r["round"], {}), counts.get(r["round"], {})
+            _, se = pass1_with_error(acc, {d: int(v) for d, v in n.items()})
             row = {"round": r["round"], "reach": reach_of(acc, threshold), "wall_s": r["wall_s"],
-                   "phases": r["phases"], "accuracy": {str(d): v for d, v in acc.items()}}
+                   "phases": r["phases"], "accuracy": {str(d): v for d, v in acc.items()},
+                   "accuracy_se": {str(d): standard_error(v, int(n[d])) for d, v in acc.items() if d in n},
+                   "pass@1_se": None if math.isnan(se) else se}
             row.update({n: series[n].get(r["round"]) for n in names})
             row["figures"] = {n: v[r["round"]] for n, v in others.items() if r["round"] in v}
+            row["pass@1"] = row["figures"].get("pass@1")
             rounds.append(row)
     final = rounds[-1] if rounds else {}
     return {"run_dir": str(run_dir), "seed": info.get("seed"), "version": info.get("version"),
             "rounds": rounds, "reach": final.get("reach", 0), "final_accuracy": final.get("accuracy", {}),
-            "wall_s": sum(r["wall_s"] for r in rounds)}
+            "pass@1": final.get("pass@1"), "pass@1_se": final.get("pass@1_se"),
+            "limit_changes": info.get("limit_changes", []), "wall_s": sum(r["wall_s"] for r in rounds)}
 
 
 @app.command()
@@ -341,15 +389,16 @@ def summary(
     if as_json:
         print(json.dumps(s))
         return
-    table = Table("round", "reach", "frontier", "pass@1", "made", "kept", "kept right", "loss", "seconds",
+    table = Table("round", "reach", "frontier", "pass@1 ± s.e.", "made", "kept", "kept right", "loss", "seconds",
                   title=f"{run_dir}: reach {s['reach']}", title_justify="left")
 
     def fmt(v, spec):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
     for r in s["rounds"]:
+        se = fmt(r["pass@1_se"], ".3f")
         table.add_row(str(r["round"]), str(r["reach"]), fmt(r["frontier"], ".0f"),
-                      fmt(r["figures"].get("pass@1"), ".3f"), fmt(r["labels_made"], ".0f"),
+                      fmt(r["pass@1"], ".3f") + (f" ± {se}" if se else ""), fmt(r["labels_made"], ".0f"),
                       fmt(r["labels_kept"], ".0f"), fmt(r["kept_label_precision"], ".3f"), fmt(r["loss"], ".4f"),
                       fmt(r["wall_s"], ".0f"))
     console.print(table)

@@ -2,7 +2,8 @@
 
 ``load_recipe`` and ``from_dict`` (a resumed run's stored recipe) both end here, so a recipe that
 loads is one that can start: a task that cannot be imported or built, a judge the task cannot serve,
-or a device the machine does not have is a ``RecipeError`` naming the key, never a traceback from
+a device the machine does not have, a model whose files cannot serve the recipe, or Ray workers
+asking for GPUs that are not there is a ``RecipeError`` naming the key, never a traceback from
 inside a run that has already made its directory.
 """
 
@@ -35,7 +36,27 @@ def check_runnable(recipe: Recipe) -> Task:
         raise RecipeError(f"{who} marks verdicts and revisions with {CONTROL!r}, but task.name = '{name}' uses "
                           f"{clash!r} in its alphabet")
     _check_device(recipe.model.device)
+    check_files = getattr(recipe.model, "check_files", None)
+    if check_files is not None:  # last: it may read a tokenizer, which the cheaper checks spare a bad recipe
+        check_files(recipe, "model")
+    _check_engine(recipe)
     return task
+
+
+def _check_engine(recipe: Recipe) -> None:
+    """Ray settings the machine cannot honour: a local cluster given GPUs it lacks would leave its
+    workers waiting for them forever."""
+    engine = recipe.engine
+    if engine.executor != "ray" or engine.num_gpus == 0 or engine.address:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RecipeError(f"engine.num_gpus = {engine.num_gpus}: this machine has no CUDA device for the Ray workers "
+                          "it would start; set engine.num_gpus = 0, or join a cluster with GPUs (engine.address)")
+    if engine.num_gpus * engine.workers > torch.cuda.device_count():
+        raise RecipeError(f"engine.num_gpus = {engine.num_gpus} for {engine.workers} workers needs "
+                          f"{engine.num_gpus * engine.workers:g} GPUs; this machine has {torch.cuda.device_count()}")
 
 
 def _check_device(device: str) -> None:

@@ -10,9 +10,11 @@ type is an error that names the type it belongs to.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import tomllib
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +34,11 @@ from selftaught.parts.models import TransformerSettings
 from selftaught.parts.selectors import AllJudgesSettings
 from selftaught.settings import RecipeError, setting
 
-__all__ = ["Recipe", "RecipeError", "describe", "from_dict", "load_recipe", "notes", "setting", "to_dict", "to_toml"]
+if typing.TYPE_CHECKING:
+    from selftaught.tasks import Task
+
+__all__ = ["Recipe", "RecipeError", "describe", "from_dict", "load_checked", "load_recipe", "notes", "setting",
+           "to_dict", "to_toml", "with_limits"]
 
 
 @dataclass
@@ -256,6 +262,35 @@ def apply_override(data: dict, assignment: str) -> None:
     node[parts[-1]] = parse_value(raw.strip())
 
 
+# what a resumed run may be given anew: when it stops, not what it does
+RESUMABLE = ("run.rounds", "run.time_budget_minutes", "run.stop_at_reach")
+
+
+def with_limits(data: dict, assignments: Sequence[str]) -> tuple[dict, dict[str, tuple[Any, Any]]]:
+    """A stored recipe's data with new limits (``--set run.rounds=20`` on resume), and each key
+    that changed as (old, new). Anything but ``RESUMABLE`` is refused: it would make the run's
+    rounds so far the rounds of another recipe."""
+    new = copy.deepcopy(data)
+    for assignment in assignments:
+        key = assignment.partition("=")[0].strip()
+        if key not in RESUMABLE:
+            raise RecipeError(f"--set {key}: only {', '.join(RESUMABLE)} can change when a run resumes; another "
+                              f"{key} would make it a different recipe (start a new run for that)")
+        apply_override(new, assignment)
+    try:
+        limits = _build(RunSettings, new["run"], "run")
+    except RecipeError as e:
+        raise RecipeError(f"--set {e}") from None
+    changed = {}
+    for key in RESUMABLE:
+        name = key.split(".")[1]
+        old = data["run"].get(name)
+        if getattr(limits, name) != old:
+            changed[key] = (old, getattr(limits, name))
+    new["run"] = to_dict(limits)
+    return new, changed
+
+
 def read_recipe_text(path: Path) -> dict:
     """The raw TOML data of a recipe file; every way of failing names the file."""
     if path.is_dir():
@@ -279,6 +314,11 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read, override and validate a recipe, including the checks that need its task and model
     (``selftaught.preflight``), so that a recipe that loads is one that can start. Every error
     names the file."""
+    return load_checked(path, overrides)[0]
+
+
+def load_checked(path: str | Path, overrides: list[str] = ()) -> tuple[Recipe, Task]:
+    """``load_recipe``, and the task its checks built (a run given it need not check again)."""
     path = Path(path)
     data = read_recipe_text(path)
     try:
@@ -293,10 +333,10 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
                               "\"reversed-addition\", or \"package.module:ClassName\")")
         from selftaught.preflight import check_runnable
 
-        check_runnable(recipe)
+        task = check_runnable(recipe)
     except RecipeError as e:
         raise RecipeError(f"{path}: {e}") from None
-    return recipe
+    return recipe, task
 
 
 def notes(recipe: Recipe) -> list[str]:
@@ -307,17 +347,18 @@ def notes(recipe: Recipe) -> list[str]:
     return out
 
 
-def from_dict(data: dict, source: str) -> Recipe:
-    """A recipe from plain data (as ``to_dict`` wrote it into a run's store); errors name ``source``."""
+def from_dict(data: dict, source: str) -> tuple[Recipe, Task]:
+    """A recipe from plain data (as ``to_dict`` wrote it into a run's store), checked as
+    ``load_checked`` checks a file, and its task; errors name ``source``."""
     try:
         recipe = _build(Recipe, data, "")
         _check_combinations(recipe)
         from selftaught.preflight import check_runnable
 
-        check_runnable(recipe)
+        task = check_runnable(recipe)
     except RecipeError as e:
         raise RecipeError(f"{source}: {e}") from None
-    return recipe
+    return recipe, task
 
 
 def to_dict(obj: Any) -> Any:

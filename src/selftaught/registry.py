@@ -33,6 +33,16 @@ ROLES = {
     "task": ("[task]", "problems by difficulty, their checker and the ground-truth seed set"),
 }
 
+# the methods of each role's protocol (``Sampler``, ``Judge``, ...; a test keeps them in step): a
+# user's class that lacks one is refused while the recipe loads, not when a round first calls it
+METHODS = {
+    "sampler": ("sample", "describe", "measure"),
+    "judge": ("score",),
+    "selector": ("select",),
+    "learner": ("for_round", "learn"),
+    "curriculum": ("propose", "trained_up_to", "update", "state_dict", "load_state_dict"),
+}
+
 # the key of a part's section that names its type: `type`, except for the task, which recipes have
 # always named by `name`
 _TYPE_KEYS = {"task": "name"}
@@ -96,6 +106,10 @@ def lookup(role: str, name: str) -> Part:
     if not (isinstance(settings, type) and is_dataclass(settings) and issubclass(settings, _BASES[role])):
         raise RegistryError(f"{name}.Settings must be a dataclass extending selftaught.parts."
                             f"{_BASES[role].__name__} (the settings every {role} has)")
+    missing = [m for m in METHODS.get(role, ()) if not callable(getattr(cls, m, None))]
+    if missing:
+        raise RegistryError(f"{name} has no method {', '.join(missing)}: a {role} needs "
+                            f"{', '.join(METHODS[role])} (the {role} protocol, docs/architecture.md)")
     doc = (cls.__doc__ or "").strip().splitlines()
     return Part(role, name, settings, name, doc[0] if doc else "")
 
@@ -105,9 +119,20 @@ def owners(role: str, key: str) -> list[str]:
     return [name for name, part in parts(role).items() if key in {f.name for f in fields(part.settings)}]
 
 
-def build(role: str, settings: Any, context: Any) -> Any:
-    """The part ``settings.type`` names, made from its settings."""
-    return lookup(role, getattr(settings, type_key(role))).factory()(settings, context)
+def build(role: str, settings: Any, context: Any, where: str = "") -> Any:
+    """The part ``settings.type`` names, made from its settings. A user's class that raises while
+    it is made is its author's bug, told as one line naming the recipe key ``where``."""
+    name = getattr(settings, type_key(role))
+    factory = lookup(role, name).factory()
+    if name in _PARTS[role]:
+        return factory(settings, context)
+    try:
+        return factory(settings, context)
+    except Exception as e:  # noqa: BLE001  any error of a user's constructor
+        from selftaught.settings import RecipeError
+
+        raise RecipeError(f"{where or role}.{type_key(role)} = {name!r}: making it raised {type(e).__name__}: {e} "
+                          "(--debug shows the traceback)") from e
 
 
 def _resolve(path: str) -> Any:

@@ -1,7 +1,10 @@
 """``selftaught report``: one self-contained HTML file that shows why a run improved or collapsed.
 
-Everything comes from the run's store; plots are matplotlib PNGs embedded as data URIs, so the
-file can be mailed or attached to a paper's supplement as it is.
+It opens with what the run is (recipe, model, task, method, machine, time) and its headline: the
+held-out pass@1 of every round with its standard error, by difficulty, the readable share and the
+kept labels' precision. The plots follow; reach and the curriculum's frontier only where the
+curriculum moved them. Everything comes from the run's store; plots are matplotlib PNGs embedded
+as data URIs, so the file can be mailed or attached to a paper's supplement as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-to
 figcaption { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 2px 10px; text-align: right; }
 th { border-bottom: 1px solid #999; } tr:nth-child(even) { background: #f4f4f4; }
+table.facts td { text-align: left; } table.facts td:first-child { color: #666; padding-left: 0; }
+p.headline { font-size: 1.15em; margin: 0.6em 0; }
 """
 
 
@@ -35,6 +40,133 @@ def _png(fig) -> str:
 
 def _nan(v) -> float:
     return float("nan") if v is None else v
+
+
+def _legend(ax, **kw) -> None:
+    """A legend where something is labelled (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
+def _moved(series: dict) -> bool:
+    """Whether a per-round figure took more than one value."""
+    return len({v for v in series.values() if v is not None}) > 1
+
+
+def model_line(recipe: dict, parameters: int | None, precision: str | None = None) -> str:
+    """'SmolLM2-135M-Instruct.Q4_1.gguf · 134.5 M parameters · bf16-mixed'."""
+    m = recipe.get("model", {})
+    size = _size(parameters) + " parameters" if parameters else "size not recorded"
+    if m.get("type") == "hf":
+        name = Path(m.get("gguf") or m.get("path") or "?").name
+        lora = f" · LoRA rank {m['lora_rank']}" if m.get("lora_rank") else ""
+        return f"{name} (Hugging Face) · {size} · {precision or m.get('dtype', 'float32')}{lora}"
+    if m.get("type") == "transformer":
+        return (f"our transformer, {m.get('n_layers')} layers × {m.get('d_model')} wide, trained from scratch · "
+                f"{size} · {precision or 'fp32'}")
+    return f"{m.get('type')} · {size}"
+
+
+def _size(n: int) -> str:
+    """134.5 M, 1.2 B, 28.4 k."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return str(n)
+
+
+def task_line(recipe: dict) -> str:
+    t = recipe.get("task", {})
+    source = f" from {t['path']}" if t.get("path") else ""
+    chat = " · chat template" if t.get("chat") else ""
+    return f"{t.get('name')}{source} · seed data difficulties {t.get('seed_min_difficulty')}–" \
+           f"{t.get('seed_max_difficulty')}{chat}"
+
+
+def method_line(recipe: dict) -> str:
+    """The round in one line: how attempts are made, judged, kept and learnt from."""
+    s, sel, lr, cur = (recipe.get(k, {}) for k in ("sampler", "selector", "learner", "curriculum"))
+    temperature = f" at T {s['temperature']}" if "temperature" in s else ""
+    judges = ", ".join(j.get("type", "?") for j in recipe.get("judges", [])) or "no judge (every label kept)"
+    return (f"{s.get('type')} sampling{temperature}, {s.get('samples', 1)} a problem → judged by {judges} → "
+            f"{sel.get('type')} selector → {lr.get('type')} learner ({lr.get('steps_per_round')} steps a round) · "
+            f"{cur.get('type')} curriculum, {cur.get('problems_per_round')} problems a round")
+
+
+def _pass1(store: RunStore) -> dict[int, tuple[float, float]]:
+    """Per round, held-out pass@1 and its standard error (nan where the store has no counts)."""
+    from selftaught.monitor import pass1_with_error
+
+    accuracy, counts = store.metric_by_difficulty("accuracy"), store.metric_by_difficulty("eval_problems")
+    stored = store.metric("pass@1")
+    out = {}
+    for r in (r["round"] for r in store.rounds()):
+        p, se = pass1_with_error(accuracy.get(r, {}), {d: int(n) for d, n in counts.get(r, {}).items()})
+        out[r] = (_nan(stored.get(r)) if math.isnan(p) else p, se)
+    return out
+
+
+def _pm(p: float, se: float) -> str:
+    if math.isnan(p):
+        return ""
+    return f"{p:.3f}" if math.isnan(se) else f"{p:.3f} ± {se:.3f}"
+
+
+def _headline(store: RunStore, info: dict) -> str:
+    """The sentence and tables a reader should see first: what moved, by how much, how sure."""
+    from selftaught.monitor import standard_error
+
+    rounds = store.rounds()
+    pass1 = _pass1(store)
+    measured = [r["round"] for r in rounds if not math.isnan(pass1[r["round"]][0])]
+    out = []
+    if len(measured) >= 2:
+        (p0, se0), (p1, se1) = pass1[measured[0]], pass1[measured[-1]]
+        minutes = sum(r["wall_s"] for r in rounds) / 60
+        sure = "" if math.isnan(se0) or math.isnan(se1) else f" ± {100 * math.hypot(se0, se1):.1f}"
+        out.append(f"<p class='headline'>Held-out pass@1 went from <b>{_pm(p0, se0)}</b> (round {measured[0]}) to "
+                   f"<b>{_pm(p1, se1)}</b> (round {measured[-1]}): <b>{100 * (p1 - p0):+.1f}{sure} points</b> in "
+                   f"{minutes:.1f} min.</p>")
+    readable, precision = store.metric("readable"), store.metric("kept_label_precision")
+    made, kept = store.metric("labels_made"), store.metric("labels_kept")
+    reach, frontier = store.metric("reach"), store.metric("frontier")
+    curriculum_moves = _moved(frontier) or _moved(reach)
+    columns = ["round", "pass@1 ± s.e."] + (["readable"] if readable else []) + [
+        "kept labels right", "kept / made"] + (["reach", "frontier"] if curriculum_moves else []) + ["seconds"]
+    rows = []
+    for r in rounds:
+        n = r["round"]
+        cells = [str(n), _pm(*pass1[n])] + ([_fmt(readable.get(n), ".3f")] if readable else []) + [
+            _fmt(precision.get(n), ".3f"), f"{_fmt(kept.get(n), '.0f')} / {_fmt(made.get(n), '.0f')}"
+            if made.get(n) else ""]
+        if curriculum_moves:
+            cells += [_fmt(reach.get(n), ".0f"), _fmt(frontier.get(n), ".0f")]
+        cells.append(f"{r['wall_s']:.0f}")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>" + "".join(rows) + "</table>")
+    if readable:
+        out.append("<p class='meta'>readable: the share of held-out replies that end within their budget with an "
+                   "answer the checker can read.</p>")
+
+    accuracy, counts = store.metric_by_difficulty("accuracy"), store.metric_by_difficulty("eval_problems")
+    levels = sorted({d for acc in accuracy.values() for d in acc})
+    shown = [r["round"] for r in rounds if accuracy.get(r["round"])]
+    if levels and shown:
+        head = "<tr><th>difficulty</th>" + "".join(f"<th>round {r}</th>" for r in shown) + "</tr>"
+        body = []
+        for d in levels:
+            cells = []
+            for r in shown:
+                a, n = accuracy[r].get(d), counts.get(r, {}).get(d)
+                cells.append("" if a is None else _pm(a, standard_error(a, int(n)) if n else float("nan")))
+            body.append(f"<tr><td>{d}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        out.append("<h3>Held-out accuracy by difficulty (± standard error)</h3><table>" + head + "".join(body) +
+                   "</table>")
+    return "\n".join(out)
+
+
+def _fmt(v, spec: str) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
 def _figures(store: RunStore) -> list[tuple[str, str, str]]:
@@ -53,6 +185,22 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     rounds = [r["round"] for r in store.rounds()]
     out = []
 
+    pass1, readable = _pass1(store), store.metric("readable")
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ps = np.array([pass1[r][0] for r in rounds], dtype=float)
+    ses = np.array([pass1[r][1] for r in rounds], dtype=float)
+    ax.errorbar(rounds, ps, yerr=np.where(np.isnan(ses), 0.0, 1.96 * ses), marker="o", capsize=3,
+                label="pass@1 (95% interval)")
+    if readable:
+        ax.plot(rounds, [_nan(readable.get(r)) for r in rounds], "s--", color="tab:gray", label="readable")
+    ax.set_ylim(-0.02, 1.02)
+    by_round(ax)
+    ax.set_ylabel("share of held-out problems")
+    _legend(ax, fontsize=8)
+    ax.grid(alpha=0.3)
+    out.append(("Held-out pass@1", "Greedy exact match on the held-out set each round; bars are 1.96 standard "
+                "errors.", _png(fig)))
+
     accuracy = store.metric_by_difficulty("accuracy")
     levels = sorted({d for acc in accuracy.values() for d in acc}) or [1]
     grid = np.full((len(levels), max(1, len(rounds))), np.nan)
@@ -69,15 +217,16 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     out.append(("Accuracy by difficulty", "Held-out exact match per round (blank: not evaluated).", _png(fig)))
 
     reach, frontier = store.metric("reach"), store.metric("frontier")
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(rounds, [_nan(reach.get(r)) for r in rounds], "o-", label="reach (every level ≥ threshold)")
-    ax.plot(rounds, [_nan(frontier.get(r)) for r in rounds], "s--", label="curriculum frontier")
-    by_round(ax)
-    ax.set_ylabel("difficulty")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    out.append(("Reach per round", "Reach trails the frontier when the model labels levels it cannot yet solve.",
-                _png(fig)))
+    if _moved(reach) or _moved(frontier):  # a flat frontier (a uniform curriculum) has nothing to show
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.plot(rounds, [_nan(reach.get(r)) for r in rounds], "o-", label="reach (every level ≥ threshold)")
+        ax.plot(rounds, [_nan(frontier.get(r)) for r in rounds], "s--", label="curriculum frontier")
+        by_round(ax)
+        ax.set_ylabel("difficulty")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        out.append(("Reach per round", "Reach trails the frontier when the model labels levels it cannot yet "
+                    "solve.", _png(fig)))
 
     made, kept = store.metric("labels_made"), store.metric("labels_kept")
     judges = sorted(n.removeprefix("rejected_by_") for n in store.metric_names() if n.startswith("rejected_by_"))
@@ -89,7 +238,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         ax.plot(rounds, [_nan(series.get(r)) for r in rounds], "x:", label=f"rejected by {j}")
     by_round(ax)
     ax.set_ylabel("count")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.grid(alpha=0.3)
     out.append(("Self-labels made, kept and rejected", "Rejections per judge; an attempt may fail several.",
                 _png(fig)))
@@ -107,6 +256,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     losses = store.losses()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     offset, bounds = 0, []
+    labelled = set()
     for r in rounds:
         rows = [(m, s, v) for rr, m, s, v in losses if rr == r]
         if not rows:
@@ -114,7 +264,8 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         for m in sorted({m for m, _, _ in rows}):
             pts = [(s, v) for mm, s, v in rows if mm == m]
             ax.plot([offset + s for s, _ in pts], [_nan(v) for _, v in pts], lw=0.8, color=f"C{m}",
-                    label=f"member {m}" if r == rounds[0] else None)
+                    label=None if m in labelled else f"member {m}")
+            labelled.add(m)
         offset += max(s for _, s, _ in rows) + 1
         bounds.append(offset)
     for b in bounds[:-1]:
@@ -124,8 +275,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         ax.set_yscale("log")
     ax.set_xlabel("training step (grey lines: round boundaries)")
     ax.set_ylabel("loss")
-    if losses:
-        ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     out.append(("Training loss", "Answer-token cross-entropy of every step.", _png(fig)))
 
     names = store.metric_names()
@@ -147,7 +297,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         ax.set_title(title, fontsize=10)
         ax.set_ylim(-0.02, 1.02)
         by_round(ax)
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     alarms = store.metric("collapse_alarm")
     fired = [r for r, v in alarms.items() if v]
     for ax in axes[0]:
@@ -167,43 +317,39 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
         bottom += values
     ax.set_xlabel("round")
     ax.set_ylabel("seconds")
-    if names:
-        ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     out.append(("Time per phase", "Where each round's wall time went.", _png(fig)))
     return out
 
 
-def _table(store: RunStore) -> str:
-    names = ["reach", "frontier", "labels_made", "labels_kept", "kept_label_precision", "loss"]
-    series = {n: store.metric(n) for n in names}
-    head = "".join(f"<th>{h}</th>" for h in ["round", *names, "seconds"])
-    rows = []
-    for r in store.rounds():
-        cells = [str(r["round"])]
-        for n in names:
-            v = series[n].get(r["round"])
-            cells.append("" if v is None or (isinstance(v, float) and math.isnan(v))
-                         else (f"{v:.3f}" if n in ("kept_label_precision", "loss") else f"{v:.0f}"))
-        cells.append(f"{r['wall_s']:.0f}")
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-
-
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report (default ``RUN_DIR/report.html``) and return its path."""
+    from selftaught.machine import describe
+
     run_dir = Path(run_dir)
     with RunStore(run_dir) as store:
         info = store.run_info()
         figures = _figures(store)
-        table = _table(store)
+        headline = _headline(store, info)
         rounds = store.rounds()
-    name = html.escape(str(info.get("recipe", {}).get("run", {}).get("name", run_dir.name)))
+    recipe = info.get("recipe", {})
+    name = html.escape(str(recipe.get("run", {}).get("name", run_dir.name)))
     total = sum(r["wall_s"] for r in rounds)
+    improving = [r["wall_s"] for r in rounds if r["round"] > 0]
+    per_round = f" ({sum(improving) / len(improving):.0f} s a self-improvement round)" if improving else ""
+    changes = "; ".join(f"after round {c['after_round']}: " + ", ".join(f"{k} = {v}" for k, v in c["set"].items())
+                        for c in info.get("limit_changes", []))
+    facts = [("model", model_line(recipe, info.get("parameters"), info.get("precision"))), ("task", task_line(recipe)),
+             ("method", method_line(recipe)), ("seed", str(info.get("seed"))),
+             ("machine", describe(info.get("machine", {}))),
+             ("time", f"{len(rounds)} rounds (round 0 = seed round) in {total / 60:.1f} min{per_round}"),
+             *([("resumed with new limits", changes)] if changes else []),
+             ("run", f"{run_dir} · selftaught {info.get('version')}")]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{name} · selftaught report</title>",
-             f"<style>{_STYLE}</style></head><body>",
-             f"<h1>{name}</h1><p class='meta'>{html.escape(str(run_dir))} · seed {info.get('seed')} · "
-             f"selftaught {html.escape(str(info.get('version')))} · {len(rounds)} rounds · {total / 60:.1f} min</p>",
-             "<h2>Rounds</h2>", table]
+             f"<style>{_STYLE}</style></head><body>", f"<h1>{name}</h1>",
+             "<table class='facts'>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                                               for k, v in facts) + "</table>",
+             "<h2>What improved</h2>", headline]
     for title, caption, png in figures:
         parts.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
                      f"src='data:image/png;base64,{png}'><figcaption>{html.escape(caption)}</figcaption></figure>")

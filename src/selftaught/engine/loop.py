@@ -33,12 +33,13 @@ from selftaught.judge.filters import Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
 from selftaught.learn.learners import SFT, Learned, LearnJob
 from selftaught.learn.sft import tail_mean
+from selftaught.machine import machine
 from selftaught.monitor import held_out_figures, held_out_set, label_precision, reach
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
 from selftaught.policy import Policy
 from selftaught.preflight import check_runnable, needs_control_marks
-from selftaught.recipe import Recipe, from_dict, to_dict, to_toml
+from selftaught.recipe import Recipe, RecipeError, from_dict, to_dict, to_toml, with_limits
 from selftaught.registry import build
 from selftaught.sample.attempts import Attempt
 from selftaught.sample.draws import Draws
@@ -47,6 +48,7 @@ from selftaught.select import Selection, drop_harder_than, rewards
 from selftaught.select.selectors import Batch, Tunes, Tuning
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
+from selftaught.tasks import Task
 
 
 @dataclass
@@ -122,11 +124,14 @@ class Clock:
 
 
 class Run:
-    def __init__(self, recipe: Recipe, out_dir: str | Path, reporter: Reporter | None = None):
+    def __init__(self, recipe: Recipe, out_dir: str | Path, reporter: Reporter | None = None,
+                 task: Task | None = None):
+        """``task``: the one ``load_checked`` built while checking ``recipe``; without it, the
+        same checks run here, before anything is written."""
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.reporter = reporter or SilentReporter()
-        self.task = check_runnable(recipe)  # the same checks load_recipe made: nothing is written before them
+        self.task = task if task is not None else check_runnable(recipe)
         seed = recipe.run.seed
         # The global generators too: a user's task may draw from them, and a resumed run restores them.
         random.seed(seed)
@@ -145,24 +150,26 @@ class Run:
                           for i, p in enumerate(build("model", recipe.model, context))]
         self.replay: list[ReplayMix] = context.replay
         self.replay += [ReplayMix(lr.newest_share) for _ in self.policies]
-        self.sampler = build("sampler", recipe.sampler, context)
-        self.judges = [build("judge", j, context) for j in recipe.judges]
+        self.sampler = build("sampler", recipe.sampler, context, "sampler")
+        self.judges = [build("judge", j, context, f"judges[{i}]") for i, j in enumerate(recipe.judges)]
         self.weights = {judge.name: j.weight for judge, j in zip(self.judges, recipe.judges)}
-        self.selector = build("selector", recipe.selector, context)
-        self.learner = build("learner", recipe.learner, context)
-        self.curriculum = build("curriculum", recipe.curriculum, context)
+        self.selector = build("selector", recipe.selector, context, "selector")
+        self.learner = build("learner", recipe.learner, context, "learner")
+        self.curriculum = build("curriculum", recipe.curriculum, context, "curriculum")
         self.seed_learner = SFT(self.policies, self.replay, supervised, lr.seed_steps, seed)
         self.equivalents = any(j.equivalents for j in recipe.judges)
         mon = recipe.monitor
         self.eval_set = held_out_set(self.task, seed, mon.eval_per_difficulty, mon.eval_max_difficulty)
         self.reports: list[RoundReport] = []
+        self.limit_changes: dict[str, tuple] = {}  # run.* limits a resume changed: key -> (old, new)
 
     # ---- the loop --------------------------------------------------------------------------------
 
     def execute(self) -> list[RoundReport]:
         """Start the run in ``out_dir`` (which must not hold one) and run it to the end."""
         info = {"recipe": to_dict(self.recipe), "seed": self.recipe.run.seed, "version": __version__,
-                "parameters": self.policies[0].num_params()}
+                "parameters": self.policies[0].num_params(), "machine": machine(self.recipe.model.device),
+                "precision": getattr(self.policies[0], "precision", "fp32")}
         with RunStore(self.out_dir, create=True, info=info) as store, closing(self.executor):
             (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
             with open_writer(self.out_dir, 0) as board:
@@ -171,27 +178,36 @@ class Run:
         return self.reports
 
     @classmethod
-    def resume(cls, run_dir: str | Path, from_round: int | None = None, reporter: Reporter | None = None) -> Run:
+    def resume(cls, run_dir: str | Path, from_round: int | None = None, reporter: Reporter | None = None,
+               limits: Sequence[str] = ()) -> Run:
         """A run restored to the end of its last committed round (or ``from_round``), ready to
-        ``continue_run``. Everything is checked before anything in the run is changed."""
+        ``continue_run``; ``limits`` (``run.rounds=20``, ...) give a stopped or finished run new
+        ones. Everything is checked before anything in the run is changed."""
         run_dir = Path(run_dir)
         with RunStore(run_dir) as store:
-            recipe = from_dict(store.run_info()["recipe"], str(run_dir / FILENAME))
+            data, changed = with_limits(store.run_info()["recipe"], limits)
+            recipe, task = from_dict(data, str(run_dir / FILENAME))
             last = store.last_round()
-            if last is None:  # killed during the seed round: start over, in the same directory
-                if from_round is not None:
-                    raise StoreError(f"{run_dir}: --from-round {from_round}: no round was committed yet")
-                return cls(recipe, run_dir, reporter)
+            if from_round is not None and last is None:
+                raise StoreError(f"{run_dir}: --from-round {from_round}: no round was committed yet")
             if from_round is not None:
                 if not 0 <= from_round <= last:
                     raise StoreError(f"{run_dir}: --from-round {from_round} is not a committed round "
                                      f"(rounds 0..{last} are)")
                 last = from_round
+            if "run.rounds" in changed and last is not None and recipe.run.rounds < last:
+                raise RecipeError(f"--set run.rounds={recipe.run.rounds}: the run has committed round {last} already; "
+                                  "give it more rounds, or --from-round to go back")
+            if last is None:  # killed during the seed round: start over, in the same directory
+                run = cls(recipe, run_dir, reporter, task)
+                run.limit_changes = changed
+                return run
             verify(run_dir, store.checkpoint_files(last), last)
             history = _history(store, last)
-            data = store.training_data(last)
-        run = cls(recipe, run_dir, reporter)
-        run._restore(last, data, history)
+            training = store.training_data(last)
+        run = cls(recipe, run_dir, reporter, task)
+        run.limit_changes = changed
+        run._restore(last, training, history)
         return run
 
     def continue_run(self) -> list[RoundReport]:
@@ -202,6 +218,10 @@ class Run:
             for stale in (self.out_dir / "checkpoints").glob("round-*"):
                 if not stale.name.endswith(".tmp") and int(stale.name.split("-")[1]) > last:
                     shutil.rmtree(stale)
+            if self.limit_changes:  # the store's recipe is the one the run now follows
+                store.change_limits(to_dict(self.recipe), {k: new for k, (_, new) in self.limit_changes.items()},
+                                    last)
+                (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
             with open_writer(self.out_dir, last + 1) as board:
                 if not self.reports:  # killed before round 0 committed, perhaps before recipe.toml
                     (self.out_dir / "recipe.toml").write_text(to_toml(to_dict(self.recipe)))
@@ -393,6 +413,8 @@ class Run:
         files = write_checkpoint(self.out_dir, report.round, self._save_state)
         faults.point("checkpoint", report.round)
         metrics = [("accuracy", d, a) for d, a in report.accuracy.items()]
+        # how many problems each accuracy is over: the report's standard errors need them
+        metrics += [("eval_problems", d, len(self.eval_set[d])) for d in report.accuracy]
         metrics += [("keep_rate", d, v) for d, v in report.keep_rate.items()]
         metrics += [("reach", None, report.reach), ("frontier", None, report.frontier), ("loss", None, report.loss),
                     ("labels_made", None, report.made), ("labels_kept", None, report.kept),

@@ -79,6 +79,16 @@ def _logp_of(logits: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits.float(), dim=-1).gather(-1, tok[:, None]).squeeze(1)
 
 
+def _step_mask(cache: KVCache, key_valid: torch.Tensor | None) -> torch.Tensor | None:
+    """[B or 1, 1, 1, keys]: what a one-token step attends to: the filled positions that are not
+    padding, over the whole buffer where the cache reads it whole."""
+    if not cache.whole:
+        return key_valid[:, None, None, : cache.pos + 1] if key_valid is not None else None
+    filled = torch.arange(cache.k.shape[3], device=cache.k.device) <= cache.pos
+    keys = filled[None] if key_valid is None else key_valid & filled
+    return keys[:, None, None, :]
+
+
 @dataclass
 class _Prefilled:
     """A batch with its prompts in the cache: the logits of each row's next token, where it reads
@@ -96,8 +106,9 @@ def _prefill(model: Transformer, prompts: Sequence[Sequence[int]], steps: int) -
     tokens, valid = _left_pad(prompts)
     tokens, valid = tokens.to(device), valid.to(device)
     B, P = tokens.shape
-    cache = KVCache(cfg.n_layers, B, cfg.kv_heads, P + steps, cfg.head_width, dtype=model.embed.weight.dtype,
-                    device=device)
+    dtype = model.embed.weight.dtype
+    cache = KVCache(cfg.n_layers, B, cfg.kv_heads, P + steps, cfg.head_width, dtype=dtype, device=device,
+                    whole=dtype == torch.bfloat16)
     start = (~valid).sum(1)  # left padding of each row; positions count from the first real token
     positions = (torch.arange(P, device=device).expand(B, P) - start[:, None]).clamp(min=0)
     mask, key_valid = None, None
@@ -124,7 +135,8 @@ def _prefill_shared(model: Transformer, prompts: Sequence[Sequence[int]], steps:
     tokens, valid = tokens.to(device), valid.to(device)
     n, S = tokens.shape
     dtype = model.embed.weight.dtype
-    cache = KVCache(cfg.n_layers, n, cfg.kv_heads, shared + S + steps, cfg.head_width, dtype=dtype, device=device)
+    cache = KVCache(cfg.n_layers, n, cfg.kv_heads, shared + S + steps, cfg.head_width, dtype=dtype, device=device,
+                    whole=dtype == torch.bfloat16)
     if shared:
         alone = KVCache(cfg.n_layers, 1, cfg.kv_heads, shared, cfg.head_width, dtype=dtype, device=device)
         model.features(torch.as_tensor([unique[0][:shared]], device=device),
@@ -216,7 +228,7 @@ def generate(
             rows, tok, pos, running = rows[keep], tok[keep], pos[keep], running[keep]
             if key_valid is not None:
                 key_valid = key_valid[keep]
-        step_mask = key_valid[:, None, None, : cache.pos + 1] if key_valid is not None else None
+        step_mask = _step_mask(cache, key_valid)
         rope_pos = pos[:, None] if model.rotary is not None else None
         logits = model(tok[:, None], rope_pos, cache, step_mask)[:, -1]
         cache.advance(1)

@@ -7,13 +7,15 @@ from collections.abc import Callable
 import torch
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused: bool = False) -> torch.optim.AdamW:
     """AdamW over the trainable weights (all of them, or a LoRA's adapters), with weight decay on
-    matrices only."""
+    matrices only. ``fused``: torch's single-kernel AdamW, 4.4x faster than the default on a 135M
+    model's weights on two cores (0.08 against 0.34 s a step); our small model keeps the default,
+    which its learning tests' margins were measured with."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW([{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
                               {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}],
-                             lr=lr, betas=(0.9, 0.98))
+                             lr=lr, betas=(0.9, 0.98), fused=fused or None)
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, lr: float,
@@ -27,4 +29,28 @@ def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer | No
     value = backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()
+    return value
+
+
+def mixed_step(master: torch.nn.Module, work: torch.nn.Module, optimizer: torch.optim.Optimizer | None, lr: float,
+               backward: Callable[[], float]) -> float:
+    """``optimizer_step`` for bf16-mixed precision: ``backward()`` runs on the bf16 working copy
+    ``work``; its gradients, in fp32, become those of the fp32 ``master`` weights, which are clipped
+    and stepped as in fp32; then the working copy takes the masters' new values. ``work`` is a copy
+    of ``master``, so their parameters pair up in order."""
+    if optimizer is None:
+        raise RuntimeError("this policy is a frozen copy: it has no optimizer")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    work.zero_grad(set_to_none=True)
+    value = backward()
+    pairs = [(m, w) for m, w in zip(master.parameters(), work.parameters(), strict=True) if m.requires_grad]
+    for m, w in pairs:
+        m.grad = None if w.grad is None else w.grad.float()
+    torch.nn.utils.clip_grad_norm_([m for m, _ in pairs], 1.0)
+    optimizer.step()
+    with torch.no_grad():
+        for m, w in pairs:
+            w.copy_(m)
+            m.grad = None
     return value

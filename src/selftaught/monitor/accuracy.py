@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 
@@ -18,6 +19,23 @@ def reach(accuracy: dict[int, float], threshold: float = 0.95) -> int:
     while accuracy.get(d + 1, 0.0) >= threshold:
         d += 1
     return d if d >= low else 0
+
+
+def standard_error(p: float, n: int) -> float:
+    """Of a share ``p`` measured on ``n`` problems (binomial); nan without problems."""
+    return math.sqrt(p * (1 - p) / n) if n else float("nan")
+
+
+def pass1_with_error(accuracy: dict[int, float], counts: dict[int, int]) -> tuple[float, float]:
+    """(pass@1, its standard error) over every held-out problem: each difficulty's accuracy weighted
+    by its problems, and the variance of that stratified mean (each difficulty's problems drawn
+    from that difficulty). nan where ``counts`` misses a difficulty (a store older than them)."""
+    if not accuracy or any(d not in counts for d in accuracy):
+        return float("nan"), float("nan")
+    total = sum(counts[d] for d in accuracy)
+    p = sum(accuracy[d] * counts[d] for d in accuracy) / total
+    variance = sum(counts[d] * accuracy[d] * (1 - accuracy[d]) for d in accuracy) / total**2
+    return p, math.sqrt(variance)
 
 
 def held_out_set(task: Task, seed: int, per_difficulty: int, max_difficulty: int) -> dict[int, list[Problem]]:

@@ -16,6 +16,10 @@ class ModelSettings:
     type: str = setting("transformer", "the policy")
     members: int = setting(1, "independently seeded models; majority-vote judges vote across them", min=1)
     device: str = setting("cpu", "torch device the models live on: cpu, cuda, cuda:1, ...")
+    precision: Literal["auto", "fp32", "bf16-mixed"] = setting(
+        "auto", "arithmetic of training and sampling: bf16-mixed keeps fp32 master weights and optimizer state and "
+        "computes in bf16; auto = bf16-mixed for Hugging Face models where the device computes bf16 natively "
+        "(AMX or avx512_bf16, a CUDA GPU with bf16), fp32 elsewhere and for our own small transformer")
 
     # the loop's verdict and revision marks are tokens of their own, which a task's text may not use
     reserves_marks: ClassVar[bool] = False
@@ -40,6 +44,10 @@ class TransformerSettings(ModelSettings):
             raise RecipeError(f"{where}.d_model ({self.d_model}) must be divisible by {where}.n_heads ({self.n_heads})")
         if (self.d_model // self.n_heads) % 2 and self.positional == "rope":
             raise RecipeError(f"{where}: rope needs an even head width (d_model / n_heads)")
+        if self.precision == "bf16-mixed":
+            raise RecipeError(f"{where}.precision = 'bf16-mixed': our transformer's matrices are too small for bf16 "
+                              "to pay on a CPU (bench/train.py: 90 ms a step in fp32, 260 ms in bf16); use 'fp32' or "
+                              "'auto'")
 
 
 @dataclass
@@ -68,11 +76,21 @@ class HFSettings(ModelSettings):
         if self.path and not (Path(self.path).expanduser() / "config.json").is_file():
             raise RecipeError(f"{where}.path = {self.path!r}: not a local model directory (no config.json there; "
                               "models are never downloaded)")
+        if self.precision == "bf16-mixed" and self.dtype == "bfloat16":
+            raise RecipeError(f"{where}.precision = 'bf16-mixed' keeps fp32 master weights: leave {where}.dtype = "
+                              "'float32' (dtype 'bfloat16' trains everything in bf16)")
         if "" in self.stop:
             raise RecipeError(f"{where}.stop: an empty stop string would end every reply before it starts")
         if self.gguf and local_file(self.gguf) is None:
             raise RecipeError(f"{where}.gguf = {self.gguf!r}: no such file, nor in an installed package (models "
                               "are never downloaded)")
+
+    def check_files(self, recipe, where: str) -> None:
+        """What the model's files must hold for this recipe (``models.hf_files``): run after the
+        task's checks, since it reads the tokenizer."""
+        from selftaught.models.hf_files import check_model_files
+
+        check_model_files(self, recipe, where)
 
 
 def local_file(value: str) -> Path | None:

@@ -50,6 +50,8 @@ class JsonlSettings(TaskSettings):
         super().check(recipe, where)
         if not self.path:
             raise RecipeError(f"{where}.name = 'jsonl' reads its problems from a file: set {where}.path")
+        if Path(self.path).expanduser().is_dir():
+            raise RecipeError(f"{where}.path = {self.path!r}: is a directory; name a JSONL file")
         if not Path(self.path).expanduser().is_file():
             where_it_is = Path(self.path).expanduser().absolute()
             raise RecipeError(f"{where}.path = {self.path!r}: no such file ({where_it_is})")

@@ -249,6 +249,15 @@ class RunStore:
         self.db.execute("DELETE FROM selections WHERE round >= ?", (round_,))
         self.db.execute("DELETE FROM attempts WHERE round >= ?", (round_,))
 
+    def change_limits(self, recipe: dict, changes: dict, after_round: int) -> None:
+        """A resumed run given new ``run.*`` limits: the stored recipe becomes the one it follows, and
+        ``limit_changes`` keeps what changed, after which round and when."""
+        history = self.run_info().get("limit_changes", [])
+        history.append({"after_round": after_round, "set": changes, "at": time.time()})
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO run VALUES ('recipe', ?)", (json.dumps(recipe),))
+            self.db.execute("INSERT OR REPLACE INTO run VALUES ('limit_changes', ?)", (json.dumps(history),))
+
     # ---- reading -------------------------------------------------------------------------------
 
     def run_info(self) -> dict:

@@ -35,12 +35,22 @@ class JsonlTask:
 
     @classmethod
     def from_settings(cls, settings: JsonlSettings, context=None) -> JsonlTask:
-        rows = read_problems(Path(settings.path).expanduser(), settings.question_field, settings.answer_field,
-                             settings.difficulty_field)
-        train, test = split(rows, settings.held_out, settings.split_seed)
         extract = {"last-number": last_number, "boxed": last_boxed,
                    "marker": lambda text: after_marker(text, settings.marker)}[settings.extract]
         equal = numeric_equal if settings.checker == "numeric" else math_verify_equal
+        # a reply that states the reference as the extraction reads answers: if even it is not
+        # scored right, no reply to the problem ever is
+        written = {"last-number": str, "boxed": lambda ref: f"\\boxed{{{ref}}}",
+                   "marker": lambda ref: f"{settings.marker} {ref}"}[settings.extract]
+
+        def answerable(reference: str) -> bool:
+            found = extract(written(reference))
+            return found is not None and equal(found, reference)
+
+        how = f"task.extract = '{settings.extract}' and task.checker = '{settings.checker}'"
+        rows = read_problems(Path(settings.path).expanduser(), settings.question_field, settings.answer_field,
+                             settings.difficulty_field, answerable, how)
+        train, test = split(rows, settings.held_out, settings.split_seed)
         chars = {c for p in rows for c in p.prompt + p.data[0]}
         return cls(train, test, extract, equal, settings.max_answer_tokens, settings.path,
                    alphabet="".join(sorted(chars)))
@@ -83,9 +93,13 @@ class JsonlTask:
         return []
 
 
-def read_problems(path: Path, question: str, answer: str, difficulty: str) -> list[Problem]:
+def read_problems(path: Path, question: str, answer: str, difficulty: str,
+                  answerable: Callable[[str], bool] = lambda reference: True, how: str = "") -> list[Problem]:
     """Every problem of the file, in file order; the first bad line is a ``RecipeError`` naming
-    ``path:line`` and what is wrong with it. Blank lines are skipped."""
+    ``path:line`` and what is wrong with it, a reference answer that ``answerable`` (the task's
+    checker, ``how``) refuses among them. Blank lines are skipped."""
+    if path.is_dir():
+        raise RecipeError(f"task.path: {path} is a directory; name a JSONL file")
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -121,6 +135,10 @@ def read_problems(path: Path, question: str, answer: str, difficulty: str) -> li
         reference = reply.rpartition(GSM8K_MARKER)[2].strip() if GSM8K_MARKER in reply else reply.strip()
         if not reference:
             raise RecipeError(f"{where}: {answer!r} has nothing after {GSM8K_MARKER!r}")
+        if not answerable(reference):
+            raise RecipeError(f"{where}: the reference answer {reference!r} can never be matched: under {how}, "
+                              "even a reply stating it is scored wrong (write it as the checker reads answers, or "
+                              "change task.extract / task.checker)")
         if prompt in seen:
             continue
         seen.add(prompt)
