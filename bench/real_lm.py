@@ -1,15 +1,19 @@
 """SmolLM2-135M-Instruct teaching itself arithmetic asked in English, on this machine's CPU.
 
-    python bench/real_lm.py [--part speed trl recipes] [--recipe NAME ...] [--out DIR]
+    python bench/real_lm.py [--part speed trl recipes] [--recipe NAME ...] [--precision fp32 bf16-mixed]
+                            [--seeds 0 ...] [--out DIR]
 
-Three parts, all in one run (so that every ratio is against a reference measured beside it):
+Three parts, all in one run (so that every ratio is against a reference measured beside it), each
+in every precision asked for (``model.precision``; fp32 and bf16-mixed by default):
 
 - ``speed``: sampling tokens/s of our HF policy against transformers' own ``generate`` on the same
   prompts (same batches, temperature, budget), and training tokens/s of our SFT step against a
-  plain transformers forward/backward/AdamW step on the same batch.
+  plain transformers forward/backward/AdamW step on the same batch; then one ``smollm2-star`` round
+  with LoRA adapters (rank 16) beside one that fine-tunes every weight.
 - ``trl``: one STaR round written as a TRL user writes it today (transformers ``generate``, the
-  checker as the filter, TRL's ``SFTTrainer`` for the same steps on the same kept replies) against
-  our round 1 of ``smollm2-star``: both wall times and their ratio.
+  checker as the filter, TRL's ``SFTTrainer`` for the same steps on the same kept replies; in bf16,
+  ``bf16=True`` and generation under bf16 autocast) against our round 1 of ``smollm2-star``: both
+  wall times and their ratio.
 - ``recipes``: each recipe's rounds (``smollm2-star``, ``smollm2-vote`` by default), held-out greedy
   pass@1 by difficulty with its standard error, the share of replies the checker can read (a
   number is there to read), kept labels and their precision; then each bar, MET or MISSED. The
@@ -19,7 +23,9 @@ Three parts, all in one run (so that every ratio is against a reference measured
   the easier kinds carries over.
 
 Bars (issue 21): smollm2-star raises held-out greedy pass@1 on its difficulties by >= 40 points
-within 20 minutes; the no-ground-truth recipe by >= 20 points.
+within 20 minutes; the no-ground-truth recipe by >= 20 points. Issue 37: a smollm2-star round in
+bf16-mixed >= 3x faster than in fp32; +50 points within 3 minutes in bf16-mixed; each recipe's
+final pass@1 in bf16-mixed within 2 standard errors of fp32's.
 """
 
 from __future__ import annotations
@@ -49,12 +55,12 @@ def problems(n: int, seed: int = 0, difficulties=(1, 2, 3)) -> list:
     return [task.sample(rng, difficulties[i % len(difficulties)]) for i in range(n)]
 
 
-def policy():
+def policy(precision: str = "fp32"):
     from selftaught.models.hf_policy import HFPolicy, load_pretrained
     from selftaught.models.optim import make_optimizer
 
     model, tokenizer = load_pretrained(gguf=GGUF)
-    return HFPolicy(model, tokenizer, make_optimizer(model, 2e-5, 0.01), chat=True)
+    return HFPolicy(model, tokenizer, make_optimizer(model, 2e-5, 0.01, fused=True), chat=True, precision=precision)
 
 
 def timed(fn):
@@ -101,50 +107,99 @@ def plain_step(p, prompts: list[str], replies: list[str], optimizer) -> int:
     return int(mask.sum())
 
 
-def speed() -> None:
-    print("\n## Sampling and training throughput (SmolLM2-135M-Instruct, fp32)\n")
-    p = policy()
+def speed(precisions: list[str], out: Path) -> None:
+    from gemm import rates  # bench/gemm.py: scripts here run with bench/ on sys.path
+
+    print("\n## Sampling and training throughput (SmolLM2-135M-Instruct)\n")
     prompts = [q.prompt for q in problems(128, seed=1)]
     budget, temperature, batch = 32, 0.8, 64
-    done, ours_s = timed(lambda: p.generate(prompts, [budget] * len(prompts), temperature=temperature,
-                                            batch_size=batch, generator=torch.Generator().manual_seed(0)))
-    ours_tokens = sum(len(c.ids) for c in done)
-    theirs_tokens, theirs_s = timed(lambda: transformers_generate(p, prompts, budget, temperature, batch, 0))
-    print("| sampling (128 prompts, batch 64, T 0.8, <= 32 new tokens) | new tokens | s | tokens/s |")
+    sampling, training = [], []
+    replies: list[str] = []  # the first precision's first 16 replies: every precision trains on them
+
+    def measure(precision: str):
+        p = policy(precision)
+        done, ours_s = timed(lambda: p.generate(prompts, [budget] * len(prompts), temperature=temperature,
+                                                batch_size=batch, generator=torch.Generator().manual_seed(0)))
+        sampling.append((f"ours, {precision}", sum(len(c.ids) for c in done), ours_s))
+        if not replies:
+            theirs_tokens, theirs_s = timed(lambda: transformers_generate(p, prompts, budget, temperature, batch, 0))
+            sampling.append(("transformers generate, fp32", theirs_tokens, theirs_s))
+            replies.extend(c.text for c in done[:16])
+        qs = prompts[:16]
+        tokens = sum(len(p.prompt_ids(q)) + len(p.text_ids(a)) + 1 for q, a in zip(qs, replies))
+        p.train()
+        p.step(2e-5, lambda: p.answer_loss_backward(qs, replies))  # warm-up: the first step allocates
+        _, ours_s = timed(lambda: [p.step(2e-5, lambda: p.answer_loss_backward(qs, replies)) for _ in range(3)])
+        training.append((f"ours (answer_loss_backward + step), {precision}", tokens, ours_s / 3))
+        if precision == precisions[0]:
+            plain_opt = torch.optim.AdamW(p.model.parameters(), lr=2e-5)
+            plain_step(p, qs, replies, plain_opt)
+            _, plain_s = timed(lambda: [plain_step(p, qs, replies, plain_opt) for _ in range(3)])
+            training.append(("transformers forward/backward + AdamW, fp32", tokens, plain_s / 3))
+        return p
+
+    for precision in precisions:
+        p = measure(precision)
+    peak = rates()
+    params = sum(t.numel() for t in p.model.parameters())
+
+    def share(name: str, flops_per_s: float) -> str:
+        dtype = "bf16" if "bf16" in name else "fp32"
+        return f"{flops_per_s / peak[dtype]:.0%} of {dtype}"
+
+    print(f"| sampling (128 prompts, batch {batch}, T {temperature}, <= {budget} new tokens) | new tokens | s | "
+          "tokens/s | GEMM share |")
+    print("|---|---|---|---|---|")
+    for name, tokens, seconds in sampling:
+        print(f"| {name} | {tokens} | {seconds:.1f} | {tokens / seconds:.0f} | "
+              f"{share(name, 2 * params * tokens / seconds)} |")
+    print(f"\n| training (16 replies, {training[0][1]} tokens a step, 3 steps) | s a step | tokens/s | GEMM share |")
     print("|---|---|---|---|")
-    print(f"| ours (HFPolicy.generate) | {ours_tokens} | {ours_s:.1f} | {ours_tokens / ours_s:.0f} |")
-    print(f"| transformers generate | {theirs_tokens} | {theirs_s:.1f} | {theirs_tokens / theirs_s:.0f} |")
-    print(f"\nours / transformers: {(ours_tokens / ours_s) / (theirs_tokens / theirs_s):.2f}x tokens/s "
-          "(ours also returns each token's log-probability)\n")
-    replies = [c.text for c in done[:16]]
-    qs = prompts[:16]
-    tokens = sum(len(p.prompt_ids(q)) + len(p.text_ids(a)) + 1 for q, a in zip(qs, replies))
-    p.model.train()
-    p.step(2e-5, lambda: p.answer_loss_backward(qs, replies))  # warm-up: the first step allocates
-    _, ours_s = timed(lambda: [p.step(2e-5, lambda: p.answer_loss_backward(qs, replies)) for _ in range(3)])
-    plain_opt = torch.optim.AdamW(p.model.parameters(), lr=2e-5)
-    plain_step(p, qs, replies, plain_opt)
-    _, plain_s = timed(lambda: [plain_step(p, qs, replies, plain_opt) for _ in range(3)])
-    p.model.eval()
-    print(f"| training (16 replies, {tokens} tokens a step, 3 steps) | s a step | tokens/s |")
-    print("|---|---|---|")
-    print(f"| ours (answer_loss_backward + step) | {ours_s / 3:.2f} | {3 * tokens / ours_s:.0f} |")
-    print(f"| transformers forward/backward + AdamW | {plain_s / 3:.2f} | {3 * tokens / plain_s:.0f} |")
-    print(f"\nours / transformers: {plain_s / ours_s:.2f}x tokens/s")
+    for name, tokens, seconds in training:
+        print(f"| {name} | {seconds:.2f} | {tokens / seconds:.0f} | {share(name, 6 * params * tokens / seconds)} |")
+    rate = {name: tokens / seconds for name, tokens, seconds in sampling}
+    step = {name: seconds for name, _, seconds in training}
+    first = precisions[0]
+    ours_step = {pr: step[f"ours (answer_loss_backward + step), {pr}"] for pr in precisions}
+    print(f"\nours ({first}) / transformers (fp32): sampling "
+          f"{rate[f'ours, {first}'] / rate['transformers generate, fp32']:.2f}x, training "
+          f"{step['transformers forward/backward + AdamW, fp32'] / ours_step[first]:.2f}x; "
+          f"GEMM fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+    if "bf16-mixed" in precisions and "fp32" in precisions:
+        print(f"bf16-mixed / fp32: sampling **{rate['ours, bf16-mixed'] / rate['ours, fp32']:.2f}x**, training "
+              f"**{ours_step['fp32'] / ours_step['bf16-mixed']:.2f}x**")
+    lora_round(precisions[-1], out)
+
+
+def lora_round(precision: str, out: Path) -> None:
+    """Round 1 of smollm2-star with LoRA adapters (rank 16) beside the same round fine-tuning every weight."""
+    print(f"\n## One smollm2-star round, LoRA against full fine-tuning ({precision})\n")
+    print("| round 1 | sample s | learn s | evaluate s | round s | trained parameters |")
+    print("|---|---|---|---|---|---|")
+    for name, extra in (("full fine-tuning", []), ("LoRA rank 16", ["model.lora_rank=16", "learner.lr=0.0002"])):
+        recipe = load_recipe(resolve("smollm2-star"), ["run.rounds=1", f"model.precision={precision}", *extra])
+        run = Run(recipe, out / f"lora-{name.split()[0]}-{precision}", SilentReporter())
+        reports = run.execute()
+        trained = sum(p.numel() for p in run.policies[0].model.parameters() if p.requires_grad)
+        r1 = reports[1]
+        print(f"| {name} | {r1.phases.get('sample', 0):.0f} | {r1.phases.get('learn', 0):.0f} | "
+              f"{r1.phases.get('evaluate', 0):.0f} | {r1.wall_s:.0f} | {trained / 1e6:.1f} M |", flush=True)
 
 
 # ---- one STaR round, TRL-style -------------------------------------------------------------------
 
 
-def trl_round(out: Path) -> None:
+def trl_round(out: Path, precision: str) -> None:
     """Round 1 of smollm2-star through selftaught, then the same round as a TRL user writes it."""
-    print("\n## One STaR round: selftaught against transformers + TRL\n")
-    recipe = load_recipe(resolve("smollm2-star"), ["run.rounds=1"])
-    reports = Run(recipe, out / "star-1-round", SilentReporter()).execute()
+    bf16 = precision != "fp32"
+    print(f"\n## One STaR round: selftaught against transformers + TRL ({precision}; TRL bf16={bf16})\n")
+    recipe = load_recipe(resolve("smollm2-star"), ["run.rounds=1", f"model.precision={precision}"])
+    reports = Run(recipe, out / f"star-1-round-{precision}", SilentReporter()).execute()
     r1 = reports[1]
     ours_s = r1.wall_s - r1.phases.get("evaluate", 0.0)
     task, lr = WordArithmetic(), recipe.learner
-    with RunStore(out / "star-1-round") as store:  # a committed round's attempts and data live in the store
+    # a committed round's attempts and data live in the store
+    with RunStore(out / f"star-1-round-{precision}") as store:
         records = store.attempts(1, limit=10**7)
         kept = next(examples for r, _, examples in store.training_data(1) if r == 1)
     prompts = [a["prompt"] for a in records][:: recipe.sampler.samples]
@@ -163,7 +218,7 @@ def trl_round(out: Path) -> None:
         texts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
                  for q in chunk]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             gen = p.model.generate(**enc, max_new_tokens=task.max_answer_tokens, do_sample=True,
                                    temperature=recipe.sampler.temperature, top_k=None, top_p=None,
                                    num_return_sequences=recipe.sampler.samples, pad_token_id=tok.pad_token_id)
@@ -174,7 +229,7 @@ def trl_round(out: Path) -> None:
     sampled = time.perf_counter()
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": q}],
                                "completion": [{"role": "assistant", "content": a}]} for q, a in kept])
-    config = SFTConfig(output_dir=str(out / "trl"), max_steps=lr.steps_per_round,
+    config = SFTConfig(output_dir=str(out / f"trl-{precision}"), max_steps=lr.steps_per_round, bf16=bf16,
                        per_device_train_batch_size=lr.batch_size,
                        learning_rate=lr.lr, lr_scheduler_type="constant", weight_decay=lr.weight_decay,
                        adam_beta2=0.98, max_grad_norm=1.0, optim="adamw_torch", save_strategy="no",
@@ -235,21 +290,41 @@ class Table(SilentReporter):
               flush=True)
 
 
-def recipes(names: list[str], out: Path) -> list[tuple[str, bool, str]]:
-    bars = []
+def recipes(names: list[str], precisions: list[str], seeds: list[int], out: Path
+            ) -> list[tuple[str, bool, str]]:
+    bars, finals, rounds_s = [], {}, {}
     for name in names:
-        recipe = load_recipe(resolve(name), EVAL)
-        cur = recipe.curriculum
-        trained = list(range(getattr(cur, "min_difficulty", 0) or recipe.task.seed_min_difficulty,
-                             (getattr(cur, "max_difficulty", 0) or recipe.task.seed_max_difficulty) + 1))
-        table = Table(name, trained, recipe.monitor.eval_per_difficulty)
-        Run(recipe, out / name, table).execute()
-        (_, _, p0, e0), (rn, minutes, pn, en) = table.rows[0], table.rows[-1]
-        bar = BARS.get(name, 0.0)
-        bars.append((f"{name}: held-out pass@1 (d{trained[0]}-{trained[-1]}) +{bar * 100:.0f} points within 20 min",
-                     pn - p0 >= bar and minutes <= 20.5,
-                     f"{p0:.3f} -> {pn:.3f} ({(pn - p0) * 100:+.1f} ± {math.hypot(e0, en) * 100:.1f} points) after "
-                     f"{rn} rounds, {minutes:.1f} min"))
+        for precision in precisions:
+            for seed in seeds if precision != "fp32" else seeds[:1]:  # a second seed where it is new
+                recipe = load_recipe(resolve(name), [*EVAL, f"model.precision={precision}", f"run.seed={seed}"])
+                cur = recipe.curriculum
+                trained = list(range(getattr(cur, "min_difficulty", 0) or recipe.task.seed_min_difficulty,
+                                     (getattr(cur, "max_difficulty", 0) or recipe.task.seed_max_difficulty) + 1))
+                table = Table(f"{name}, {precision}, seed {seed}", trained, recipe.monitor.eval_per_difficulty)
+                reports = Run(recipe, out / f"{name}-{precision}-{seed}", table).execute()
+                (_, _, p0, e0), (rn, minutes, pn, en) = table.rows[0], table.rows[-1]
+                finals[name, precision, seed] = (pn, en)
+                rounds_s[name, precision, seed] = [r.wall_s for r in reports[1:]]
+                bar = BARS.get(name, 0.0)
+                bars.append((f"{name} ({precision}, seed {seed}): held-out pass@1 (d{trained[0]}-{trained[-1]}) "
+                             f"+{bar * 100:.0f} points within 20 min", pn - p0 >= bar and minutes <= 20.5,
+                             f"{p0:.3f} -> {pn:.3f} ({(pn - p0) * 100:+.1f} ± {math.hypot(e0, en) * 100:.1f} points) "
+                             f"after {rn} rounds, {minutes:.1f} min"))
+                if precision == "bf16-mixed" and name == "smollm2-star":
+                    when = next((m for _, m, p, _ in table.rows if p - p0 >= 0.5), None)
+                    bars.append((f"{name} (bf16-mixed, seed {seed}): +50 points within 3 minutes",
+                                 when is not None and when <= 3.0,
+                                 f"reached at {when:.1f} min" if when is not None else "never reached"))
+        if "fp32" in precisions and "bf16-mixed" in precisions:
+            base = seeds[0]
+            (p32, e32), (p16, e16) = finals[name, "fp32", base], finals[name, "bf16-mixed", base]
+            bars.append((f"{name}: final pass@1 in bf16-mixed within 2 standard errors of fp32 (seed {base})",
+                         abs(p16 - p32) <= 2 * math.hypot(e32, e16),
+                         f"{p32:.3f} ± {e32:.3f} (fp32) vs {p16:.3f} ± {e16:.3f} (bf16-mixed)"))
+            r32, r16 = rounds_s[name, "fp32", base], rounds_s[name, "bf16-mixed", base]
+            speedup = (sum(r32) / len(r32)) / (sum(r16) / len(r16))
+            bars.append((f"{name}: a round (sample + learn + evaluate) >= 3x faster in bf16-mixed", speedup >= 3,
+                         f"{sum(r32) / len(r32):.0f} s vs {sum(r16) / len(r16):.0f} s a round: {speedup:.2f}x"))
     return bars
 
 
@@ -257,16 +332,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", nargs="+", choices=["speed", "trl", "recipes"], default=["speed", "trl", "recipes"])
     ap.add_argument("--recipe", nargs="+", default=["smollm2-star", "smollm2-vote"])
+    ap.add_argument("--precision", nargs="+", choices=["fp32", "bf16-mixed"], default=["fp32", "bf16-mixed"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="bf16-mixed runs each; fp32 the first")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="real-lm-"))
     print(f"torch threads: {torch.get_num_threads()}; runs in {out}")
     if "speed" in args.part:
-        speed()
+        speed(args.precision, out)
     if "trl" in args.part:
-        trl_round(out)
+        for precision in args.precision:
+            trl_round(out, precision)
     if "recipes" in args.part:
-        bars = recipes(args.recipe, out)
+        bars = recipes(args.recipe, args.precision, args.seeds, out)
         print("\n## Bars\n")
         for what, met, numbers in bars:
             print(f"- {'MET' if met else 'MISSED'}: {what}: {numbers}")

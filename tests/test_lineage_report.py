@@ -1,6 +1,7 @@
 """Lineage (why was an attempt kept?), the HTML report in a real browser, and TensorBoard scalars."""
 
 import json
+import math
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -207,3 +208,24 @@ def test_a_real_model_report_leads_with_pass_at_1_and_its_standard_error(tmp_pat
     summary = runner.invoke(app, ["summary", str(tmp_path / "run"), "--json"])
     figures = json.loads(summary.stdout)
     assert f"{figures['pass@1']:.3f} ± {figures['pass@1_se']:.3f}" == expected[last]
+
+
+def test_the_pass_at_1_standard_error_is_the_spread_of_pass_at_1_over_redrawn_held_out_sets():
+    """By simulation: each difficulty's held-out problems redrawn many times (accuracies and counts
+    of a real report's shape); the count-weighted pass@1 spreads as wide as ``pass1_with_error``
+    says, and each difficulty's accuracy as ``standard_error`` says."""
+    import random
+    import statistics
+
+    from selftaught.monitor import pass1_with_error, standard_error
+
+    accuracy, counts = {1: 0.9, 2: 0.55, 3: 0.2}, {1: 64, 2: 64, 3: 32}
+    p, se = pass1_with_error(accuracy, counts)
+    assert p == pytest.approx(sum(accuracy[d] * counts[d] for d in accuracy) / 160)
+    rng = random.Random(0)
+    draws = [sum(sum(rng.random() < accuracy[d] for _ in range(counts[d])) for d in accuracy) / 160
+             for _ in range(3000)]
+    assert abs(statistics.stdev(draws) - se) < 0.05 * se
+    one = [sum(rng.random() < 0.55 for _ in range(64)) / 64 for _ in range(3000)]
+    assert abs(statistics.stdev(one) - standard_error(0.55, 64)) < 0.05 * standard_error(0.55, 64)
+    assert all(math.isnan(v) for v in pass1_with_error(accuracy, {1: 64}))  # a store without every count

@@ -1,6 +1,7 @@
 """``model.precision``: which arithmetic ``auto`` picks, what bf16-mixed keeps in fp32 (master
-weights, optimizer state, checkpoints), that a bf16-mixed run reproduces and resumes bitwise, and
-that our decoder in bf16 computes what transformers computes in bf16."""
+weights, optimizer state, checkpoints), that a Hugging Face run reproduces and resumes bitwise in
+each precision (killed while it learns), and that our decoder in bf16 computes what transformers
+computes in bf16."""
 
 import signal
 from pathlib import Path
@@ -75,6 +76,12 @@ def test_bf16_mixed_keeps_fp32_masters_and_optimizer_state_and_saves_fp32(tiny_d
     loaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "ckpt"), local_files_only=True)
     for (name, p), q in zip(model.named_parameters(), loaded.parameters(), strict=True):
         assert q.dtype == torch.float32 and torch.equal(p, q), name
+    # what Ray workers and reference models receive: the working copy, half the bytes
+    frozen = policy.frozen_copy()
+    size = {n: sum(p.numel() * p.element_size() for p in m.parameters()) for n, m in
+            (("frozen", frozen.model), ("masters", model))}
+    assert frozen.optimizer is None and size["frozen"] * 2 == size["masters"]
+    assert all(torch.equal(a, b) for a, b in zip(frozen.model.parameters(), policy.compute.parameters()))
     # loading a checkpoint refreshes the working copy from the loaded masters
     other, _ = load_pretrained(path=str(tiny_dir))
     fresh = HFPolicy(other, tokenizer, make_optimizer(other, 1e-2, 0.0, fused=True), precision="bf16-mixed")
@@ -108,6 +115,10 @@ def test_a_run_reproduces_and_resumes_bitwise_in_each_precision(tiny_dir, tmp_pa
     resumed = selftaught("resume", str(tmp_path / "run"))
     assert resumed.returncode == 0, resumed.stderr
     assert run_fingerprint(tmp_path / "run") == expected
+    # a round's checkpoint is a plain transformers model directory, fp32 whatever the precision
+    member = tmp_path / "run" / "checkpoints" / "round-2" / "member-0"
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(member), local_files_only=True)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
 
 
 # max |ours - transformers| in bf16 over the six families x seeds 0-2 (3 x 40 tokens, weights ~ N(0, 0.2),

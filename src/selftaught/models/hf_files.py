@@ -27,11 +27,15 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 def quiet_transformers() -> None:
     """transformers' own progress bars ("Loading weights", "Writing model shards") and advice off:
-    a run's progress display is ours alone."""
+    a run's progress display is ours alone. peft 0.21 still calls an API transformers 5 deprecates,
+    once a LoRA model is made: not the user's to act on."""
+    import warnings
+
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from selftaught.models.hf_files import no_gguf_bar, quiet_transformers
-from selftaught.models.optim import make_optimizer, mixed_step, optimizer_step
+from selftaught.models.optim import make_optimizer, optimizer_step
 from selftaught.models.precision import resolve as resolve_precision
 from selftaught.parts.models import local_file
 from selftaught.policy import Completion
@@ -289,9 +289,8 @@ class HFPolicy:
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:
         self._weights += 1
-        if self.compute is self.model:
-            return optimizer_step(self.model, self.optimizer, lr, backward)
-        return mixed_step(self.model, self.compute, self.optimizer, lr, backward)
+        work = None if self.compute is self.model else self.compute
+        return optimizer_step(self.model, self.optimizer, lr, backward, work)
 
     def train(self) -> None:
         self.model.train()

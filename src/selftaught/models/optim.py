@@ -19,38 +19,31 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, fused
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, lr: float,
-                   backward: Callable[[], float]) -> float:
-    """One step at rate ``lr`` on the gradients ``backward()`` makes, clipped to norm 1; its value."""
+                   backward: Callable[[], float], work: torch.nn.Module | None = None) -> float:
+    """One step at rate ``lr`` on the gradients ``backward()`` makes, clipped to norm 1; its value.
+
+    ``work``: bf16-mixed precision's working copy of ``model``. ``backward()`` then runs on it; its
+    gradients, in fp32, become those of the fp32 masters ``model``, which are clipped and stepped as
+    in fp32; then the working copy takes the masters' new values. A copy's parameters pair up with
+    the masters' in order."""
     if optimizer is None:
         raise RuntimeError("this policy is a frozen copy: it has no optimizer")
     for group in optimizer.param_groups:
         group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
+    if work is None:
+        optimizer.zero_grad(set_to_none=True)
+    else:
+        work.zero_grad(set_to_none=True)
     value = backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-    optimizer.step()
-    return value
-
-
-def mixed_step(master: torch.nn.Module, work: torch.nn.Module, optimizer: torch.optim.Optimizer | None, lr: float,
-               backward: Callable[[], float]) -> float:
-    """``optimizer_step`` for bf16-mixed precision: ``backward()`` runs on the bf16 working copy
-    ``work``; its gradients, in fp32, become those of the fp32 ``master`` weights, which are clipped
-    and stepped as in fp32; then the working copy takes the masters' new values. ``work`` is a copy
-    of ``master``, so their parameters pair up in order."""
-    if optimizer is None:
-        raise RuntimeError("this policy is a frozen copy: it has no optimizer")
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    work.zero_grad(set_to_none=True)
-    value = backward()
-    pairs = [(m, w) for m, w in zip(master.parameters(), work.parameters(), strict=True) if m.requires_grad]
-    for m, w in pairs:
-        m.grad = None if w.grad is None else w.grad.float()
+    pairs = [(m, w) for m, w in zip(model.parameters(), (work or model).parameters(), strict=True) if m.requires_grad]
+    if work is not None:
+        for m, w in pairs:
+            m.grad = None if w.grad is None else w.grad.float()
     torch.nn.utils.clip_grad_norm_([m for m, _ in pairs], 1.0)
     optimizer.step()
-    with torch.no_grad():
-        for m, w in pairs:
-            w.copy_(m)
-            m.grad = None
+    if work is not None:
+        with torch.no_grad():
+            for m, w in pairs:
+                w.copy_(m)
+                m.grad = None
     return value
