@@ -154,7 +154,7 @@ def _precision(recipe) -> str:
 
     m = recipe.model
     chosen, why = resolve_precision(m.precision, m.device, m.type, getattr(m, "dtype", "float32"))
-    return f"precision: {chosen} ({why})"
+    return f"precision: {chosen} — {why}"
 
 
 def _loading(recipe) -> str:

@@ -40,8 +40,8 @@ def native_bf16(device: str) -> tuple[bool, str]:
         return False, f"device {device!r}: bf16 is not known to pay there"
     found = [f for f in CPU_BF16_FLAGS if f in cpu_flags()]
     if found:
-        return True, f"this CPU computes bf16 natively ({', '.join(found)})"
-    return False, f"this CPU has no native bf16 (none of {', '.join(CPU_BF16_FLAGS)})"
+        return True, f"this CPU computes bf16 natively: {', '.join(found)}"
+    return False, f"this CPU has no native bf16: none of {', '.join(CPU_BF16_FLAGS)}"
 
 
 def resolve(precision: str, device: str, model_type: str, dtype: str = "float32") -> tuple[str, str]:
@@ -51,6 +51,6 @@ def resolve(precision: str, device: str, model_type: str, dtype: str = "float32"
     if precision != "auto":
         return precision, f"model.precision = '{precision}'"
     if model_type != "hf":
-        return "fp32", "our small transformer trains faster in fp32 (bench/train.py)"
+        return "fp32", "our small transformer trains faster in fp32, bench/train.py"
     native, why = native_bf16(device)
     return ("bf16-mixed", why) if native else ("fp32", why)
