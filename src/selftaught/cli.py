@@ -345,11 +345,13 @@ def recipes() -> None:
 def summarize(run_dir: Path) -> dict:
     """Final and per-round figures of a run, from its store alone. ``pass@1`` comes with its
     standard error (``pass@1_se``), and each difficulty's accuracy with its own (``accuracy_se``)."""
-    from selftaught.monitor import pass1_with_error, standard_error
     from selftaught.monitor import reach as reach_of
+    from selftaught.monitor import standard_error
+    from selftaught.report import pass1_by_round
 
     with RunStore(run_dir) as store:
         info = store.run_info()
+        pass1 = pass1_by_round(store)
         threshold = info["recipe"]["monitor"]["threshold"]
         accuracy = store.metric_by_difficulty("accuracy")
         counts = store.metric_by_difficulty("eval_problems")
@@ -361,7 +363,7 @@ def summarize(run_dir: Path) -> dict:
                   if n not in names and n not in ("reach", "accuracy", "keep_rate", "eval_problems")}
         for r in store.rounds():
             acc, n = accuracy.get(r["round"], {}), counts.get(r["round"], {})
-            _, se = pass1_with_error(acc, {d: int(v) for d, v in n.items()})
+            se = pass1[r["round"]][1]
             row = {"round": r["round"], "reach": reach_of(acc, threshold), "wall_s": r["wall_s"],
                    "phases": r["phases"], "accuracy": {str(d): v for d, v in acc.items()},
                    "accuracy_se": {str(d): standard_error(v, int(n[d])) for d, v in acc.items() if d in n},
@@ -389,12 +391,10 @@ def summary(
     if as_json:
         print(json.dumps(s))
         return
+    from selftaught.report import fmt
+
     table = Table("round", "reach", "frontier", "pass@1 ± s.e.", "made", "kept", "kept right", "loss", "seconds",
                   title=f"{run_dir}: reach {s['reach']}", title_justify="left")
-
-    def fmt(v, spec):
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
     for r in s["rounds"]:
         se = fmt(r["pass@1_se"], ".3f")
         table.add_row(str(r["round"]), str(r["reach"]), fmt(r["frontier"], ".0f"),

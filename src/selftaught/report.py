@@ -93,8 +93,9 @@ def method_line(recipe: dict) -> str:
             f"{cur.get('type')} curriculum, {cur.get('problems_per_round')} problems a round")
 
 
-def _pass1(store: RunStore) -> dict[int, tuple[float, float]]:
-    """Per round, held-out pass@1 and its standard error (nan where the store has no counts)."""
+def pass1_by_round(store: RunStore) -> dict[int, tuple[float, float]]:
+    """Per round, held-out pass@1 and its standard error (the stored pass@1 and nan where the
+    store has no problem counts: a run older than them)."""
     from selftaught.monitor import pass1_with_error
 
     accuracy, counts = store.metric_by_difficulty("accuracy"), store.metric_by_difficulty("eval_problems")
@@ -112,12 +113,11 @@ def _pm(p: float, se: float) -> str:
     return f"{p:.3f}" if math.isnan(se) else f"{p:.3f} ± {se:.3f}"
 
 
-def _headline(store: RunStore, info: dict) -> str:
+def _headline(store: RunStore, pass1: dict[int, tuple[float, float]]) -> str:
     """The sentence and tables a reader should see first: what moved, by how much, how sure."""
     from selftaught.monitor import standard_error
 
     rounds = store.rounds()
-    pass1 = _pass1(store)
     measured = [r["round"] for r in rounds if not math.isnan(pass1[r["round"]][0])]
     out = []
     if len(measured) >= 2:
@@ -136,11 +136,11 @@ def _headline(store: RunStore, info: dict) -> str:
     rows = []
     for r in rounds:
         n = r["round"]
-        cells = [str(n), _pm(*pass1[n])] + ([_fmt(readable.get(n), ".3f")] if readable else []) + [
-            _fmt(precision.get(n), ".3f"), f"{_fmt(kept.get(n), '.0f')} / {_fmt(made.get(n), '.0f')}"
+        cells = [str(n), _pm(*pass1[n])] + ([fmt(readable.get(n), ".3f")] if readable else []) + [
+            fmt(precision.get(n), ".3f"), f"{fmt(kept.get(n), '.0f')} / {fmt(made.get(n), '.0f')}"
             if made.get(n) else ""]
         if curriculum_moves:
-            cells += [_fmt(reach.get(n), ".0f"), _fmt(frontier.get(n), ".0f")]
+            cells += [fmt(reach.get(n), ".0f"), fmt(frontier.get(n), ".0f")]
         cells.append(f"{r['wall_s']:.0f}")
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>" + "".join(rows) + "</table>")
@@ -165,11 +165,12 @@ def _headline(store: RunStore, info: dict) -> str:
     return "\n".join(out)
 
 
-def _fmt(v, spec: str) -> str:
+def fmt(v, spec: str) -> str:
+    """``v`` formatted, or nothing where it was not measured (None or nan)."""
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def _figures(store: RunStore) -> list[tuple[str, str, str]]:
+def _figures(store: RunStore, pass1: dict[int, tuple[float, float]]) -> list[tuple[str, str, str]]:
     """(title, caption, base64 PNG) for each plot."""
     import matplotlib
 
@@ -185,7 +186,7 @@ def _figures(store: RunStore) -> list[tuple[str, str, str]]:
     rounds = [r["round"] for r in store.rounds()]
     out = []
 
-    pass1, readable = _pass1(store), store.metric("readable")
+    readable = store.metric("readable")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ps = np.array([pass1[r][0] for r in rounds], dtype=float)
     ses = np.array([pass1[r][1] for r in rounds], dtype=float)
@@ -329,8 +330,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     with RunStore(run_dir) as store:
         info = store.run_info()
-        figures = _figures(store)
-        headline = _headline(store, info)
+        pass1 = pass1_by_round(store)
+        figures = _figures(store, pass1)
+        headline = _headline(store, pass1)
         rounds = store.rounds()
     recipe = info.get("recipe", {})
     name = html.escape(str(recipe.get("run", {}).get("name", run_dir.name)))

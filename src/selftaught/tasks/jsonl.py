@@ -98,8 +98,6 @@ def read_problems(path: Path, question: str, answer: str, difficulty: str,
     """Every problem of the file, in file order; the first bad line is a ``RecipeError`` naming
     ``path:line`` and what is wrong with it, a reference answer that ``answerable`` (the task's
     checker, ``how``) refuses among them. Blank lines are skipped."""
-    if path.is_dir():
-        raise RecipeError(f"task.path: {path} is a directory; name a JSONL file")
     try:
         raw = path.read_bytes()
     except OSError as e:
