@@ -10,7 +10,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from selftaught.models.hf_policy import HFPolicy, ModelLoadError, converted_copy, load_pretrained  # noqa: E402
+from selftaught.models.hf_decoder import from_hf  # noqa: E402
+from selftaught.models.hf_policy import HFPolicy, ModelLoadError, bf16_copy, converted_copy, load_pretrained  # noqa: E402
 from selftaught.models.optim import make_optimizer  # noqa: E402
 from selftaught.parts.models import local_file  # noqa: E402
 from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
@@ -18,13 +19,13 @@ from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
 CHARS = "0123456789+=?YN| abcdefghijklmnopqrstuvwxyz"
 
 
-def build_tiny(directory: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama and a character-level fast tokenizer with a chat template, saved as a model
-    directory."""
+def build_tiny(directory: Path, seed: int = 0, chars: str = CHARS) -> Path:
+    """A 2-layer Llama and a character-level fast tokenizer (of ``chars``) with a chat template,
+    saved as a model directory."""
     from tokenizers import Tokenizer, decoders, models, processors
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {"<pad>": 0, "</s>": 1, "<s>": 2} | {c: i + 3 for i, c in enumerate(CHARS)}
+    vocab = {"<pad>": 0, "</s>": 1, "<s>": 2} | {c: i + 3 for i, c in enumerate(chars)}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.decoder = decoders.Fuse()
     backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
@@ -117,19 +118,69 @@ def test_seeded_generation_reproduces_and_reports_the_log_probs_it_drew_from(tin
 
 
 def test_a_reply_ends_at_its_first_stop_string(tiny_dir):
+    """Greedy, a stopped reply is the free one cut after its first stop string; sampled, it ends
+    at its first one (rows that stop leave the batch sooner, so later rows draw other numbers)."""
     plain = policy_from(tiny_dir)
     stopping = HFPolicy(plain.model, plain.tokenizer, stop=("|", "+"))
     prompts, limits = PROMPTS * 4, [12] * 20
-    for temperature in (0.0, 1.0):  # seeded alike, the same draws: a stopped reply is the free one cut
-        free = plain.generate(prompts, limits, temperature=temperature, batch_size=4,
-                              generator=torch.Generator().manual_seed(1))
-        cut = stopping.generate(prompts, limits, temperature=temperature, batch_size=4,
-                                generator=torch.Generator().manual_seed(1))
-        ends = [min((c.text.find(s) + len(s) for s in ("|", "+") if s in c.text), default=None) for c in free]
-        assert sum(e is not None for e in ends) >= 2 and sum(e is None for e in ends) >= 1  # both kinds are seen
-        for f, c, end in zip(free, cut, ends):
-            assert c.text == (f.text if end is None else f.text[:end]), (f.text, c.text)
-            assert c.ids == f.ids[: len(c.ids)] and c.logps == f.logps[: len(c.ids)]
+
+    def first_end(text: str) -> int | None:
+        return min((text.find(s) + len(s) for s in ("|", "+") if s in text), default=None)
+
+    free = plain.generate(prompts, limits, batch_size=4)
+    cut = stopping.generate(prompts, limits, batch_size=4)
+    ends = [first_end(c.text) for c in free]
+    assert sum(e is not None for e in ends) >= 2 and sum(e is None for e in ends) >= 1  # both kinds are seen
+    for f, c, end in zip(free, cut, ends):
+        assert c.text == (f.text if end is None else f.text[:end]), (f.text, c.text)
+        # (rows that stop early leave the batch sooner: later steps run on other shapes, and round so)
+        assert c.ids == f.ids[: len(c.ids)]
+        torch.testing.assert_close(c.logps, f.logps[: len(c.ids)], atol=1e-5, rtol=0)
+    for temperature in (0.0, 1.0):  # a call's own stop strings (a search's step separator) do the same
+        asked = plain.generate(prompts, limits, temperature=temperature, batch_size=4,
+                               generator=torch.Generator().manual_seed(1), stop=("|", "+"))
+        again = stopping.generate(prompts, limits, temperature=temperature, batch_size=4,
+                                  generator=torch.Generator().manual_seed(1))
+        assert [c.ids for c in asked] == [c.ids for c in again]
+        assert sum(first_end(c.text) is not None for c in asked) >= 2
+        assert all(first_end(c.text) in (None, len(c.text)) for c in asked)
+    # and the decoder itself stops there: it draws no token past a stop string
+    encoded = [plain.prompt_ids(p) for p in prompts]
+    raw = plain._fast(encoded, limits, 1.0, 0, 1.0, torch.Generator().manual_seed(1), ("|", "+"))
+    stopped = [ids for ids, _ in raw if any(s in plain.tokenizer.decode(ids) for s in ("|", "+"))]
+    assert len(stopped) >= 2
+    for ids in stopped:  # its last token completes its first stop string
+        assert not any(s in plain.tokenizer.decode(ids[:-1]) for s in ("|", "+")), plain.tokenizer.decode(ids)
+
+
+def test_a_reply_goes_on_from_its_prefix_inside_the_assistants_turn(tiny_dir):
+    """A search's steps so far follow the chat template's opening of the reply, not the user's
+    words: greedy replies equal transformers' own generate from those tokens."""
+    policy = policy_from(tiny_dir, chat=True)
+    prefixes = ["1", "", "2+", "ab", "9"]
+    mine = policy.generate(PROMPTS, [6] * 5, prefixes=prefixes)
+    for prompt, prefix, c in zip(PROMPTS, prefixes, mine):
+        ids = policy.prompt_ids(prompt) + policy.text_ids(prefix)
+        with torch.no_grad():
+            theirs = policy.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
+                                           eos_token_id=policy.eos, pad_token_id=0)[0, len(ids):].tolist()
+        cut = next((k for k, t in enumerate(theirs) if t == policy.eos), len(theirs))
+        assert c.ids == theirs[:cut]
+
+
+def test_a_base_models_prompt_template_holds_each_prompt(tiny_dir, tmp_path):
+    plain = policy_from(tiny_dir)
+    templated = HFPolicy(plain.model, plain.tokenizer, template="q {prompt} a")
+    written = [f"q {p} a" for p in PROMPTS]
+    assert [templated.prompt_ids(p) for p in PROMPTS] == [plain.prompt_ids(w) for w in written]
+    assert [c.ids for c in templated.generate(PROMPTS, [6] * 5)] == [c.ids for c in plain.generate(written, [6] * 5)]
+    recipe = tmp_path / "r.toml"
+    for table, error in (('prompt_template = "Question:"', r"task.prompt_template = 'Question:' must hold \{prompt\}"),
+                         ('prompt_template = "Q: {prompt}"\nchat = true', r"task.chat = true uses the model's own"),
+                         ('prompt_template = "Q: {prompt}"', r"model.type = 'transformer' learns the task's own")):
+        recipe.write_text(f'[task]\nname = "word-arithmetic"\n{table}\n')
+        with pytest.raises(RecipeError, match=error):
+            load_recipe(recipe)
 
 
 def test_saved_rounds_load_back_in_plain_transformers_and_into_the_policy(tiny_dir, tmp_path):
@@ -274,3 +325,28 @@ def test_gemma3_base_model_answers_as_transformers_itself_does():
     slow = HFPolicy(model, tokenizer, fast=False).generate(prompts, [12] * 3, batch_size=1)
     assert [c.ids for c in mine] == [c.ids for c in slow]
     assert all(c.text.strip() for c in mine)
+
+    # in bf16 (bf16-mixed is the default on a CPU with AMX): our decoder is as far from the fp32
+    # logits as transformers' own bf16 forward is (measured: mean |diff| 0.059-0.069 against theirs'
+    # 0.062-0.075, max 0.59-0.63 against 0.46-0.50, on logits up to 30)
+    work = bf16_copy(model)
+    decoder16 = from_hf(work)
+    for prompt in prompts:
+        ids = torch.tensor([policy.prompt_ids(prompt)])
+        with torch.no_grad():
+            full, theirs, ours = model(input_ids=ids).logits, work(input_ids=ids).logits.float(), decoder16(ids).float()
+        assert (ours - full).abs().mean() <= 1.5 * (theirs - full).abs().mean()
+        assert (ours - full).abs().max() <= 2 * (theirs - full).abs().max()
+        assert (ours.argmax(-1) == theirs.argmax(-1)).float().mean() >= 0.85
+
+    # a base model's recipe format: a plain template, and a reply that stops at the next question
+    # while it is decoded (the free reply runs on into it: " 7 + 5 = 14\nQuestion: What is ...")
+    templated = HFPolicy(model, tokenizer, template="Question: {prompt}\nAnswer:", stop=("\nQuestion:",))
+    asked = [p.removeprefix("Question: ").removesuffix("\nAnswer:") for p in prompts]
+    assert [templated.prompt_ids(q) for q in asked] == [policy.prompt_ids(p) for p in prompts]
+    free, stopped = policy.generate(prompts, [32] * 3), templated.generate(asked, [32] * 3)
+    assert sum("\nQuestion:" in c.text for c in free) >= 2
+    for f, s in zip(free, stopped):
+        end = f.text.find("\nQuestion:")
+        assert s.text == (f.text if end < 0 else f.text[: end + len("\nQuestion:")])
+        assert end < 0 or len(s.ids) < 32

@@ -153,3 +153,16 @@ def test_bf16_decoding_reads_the_whole_cache_and_decodes_as_the_filled_part_does
     agree = sum(a == b for a, b in zip(fast, slow))
     assert agree >= 6, (fast, slow)  # bf16 rounding may flip a near-tie; a mask bug flips every row
     assert len({tuple(r) for r in fast}) >= 4
+
+
+def test_prompts_that_differ_in_their_last_token_only_decode_in_bf16(tiny_dir):
+    """The shared prefill then puts one token a prompt in the cache (a one-token step that is not a
+    decoding step: it reads the filled cache, not the whole buffer; it used to fail on a shape).
+    The same prompt gets the same greedy reply in every row."""
+    model, tokenizer = load_pretrained(path=str(tiny_dir))
+    policy = HFPolicy(model, tokenizer, precision="bf16-mixed")
+    batch = ["12+3=", "12+4=", "12+3=", "12+3="]  # one distinct prompt, then two differing at the end
+    for rows in (batch[2:], batch):
+        together = policy.generate(rows, [10] * len(rows))
+        assert all(len(c.ids) > 0 for c in together)
+        assert len({tuple(c.ids) for p, c in zip(rows, together) if p == "12+3="}) == 1

@@ -21,6 +21,7 @@ from selftaught.sample.draws import CallKey, Draws
 from selftaught.store import RunStore
 from selftaught.store.fingerprint import run_fingerprint
 from selftaught.tasks.tokenizer import CharTokenizer
+from test_search import SEARCH
 
 # Temperature sampling, two model judges (the verdict, taught each round, and the certainty), DPO:
 # every path that reaches a replica (sampling, the verdict's own sampling, greedy evaluation,
@@ -198,6 +199,14 @@ def test_ray_runs_store_what_the_local_run_stores(tmp_path, monkeypatch):
         resumed = selftaught("resume", str(out))
         assert resumed.returncode == 0, resumed.stderr
         assert run_fingerprint(out) == local
+
+        # a tree search: the same trees (every node) whichever worker drew which step
+        search = tmp_path / "search.toml"
+        search.write_text(SEARCH)
+        Run(load_recipe(search), tmp_path / "search-local").execute()
+        Run(load_recipe(search, [*on_ray, "engine.workers=2"]), tmp_path / "search-ray").execute()
+        searched = run_fingerprint(tmp_path / "search-ray")
+        assert searched["nodes"] and searched == run_fingerprint(tmp_path / "search-local")
     finally:
         ray.shutdown()
 

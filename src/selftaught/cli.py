@@ -255,6 +255,9 @@ def inspect(
                 if row is None:
                     raise StoreError(f"{run_dir}: no attempt {attempt}")
                 _show_attempt(row)
+                tree = store.tree(row["round"], row["problem"], row["member"])
+                if tree:
+                    _show_search(row, tree)
                 return
             last = store.last_round()
             if last is None or not 0 <= round_ <= last:
@@ -290,6 +293,35 @@ def _show_attempt(row: dict) -> None:
     console.print(table)
     console.print(f"  selector {row['selector']}: {'[green]kept[/]' if row['kept'] else '[red]rejected[/]'} — "
                   f"{row['reason']}")
+
+
+def search_path(tree: list[dict], text: str) -> list[int]:
+    """The nodes (root excluded) of the ended path of a stored search tree that wrote ``text``."""
+    prefix = [""] * len(tree)
+    for n in tree[1:]:
+        prefix[n["node"]] = prefix[n["parent"]] + n["step"]
+    end = next((n["node"] for n in tree if n["terminal"] and prefix[n["node"]] == text), None)
+    path = []
+    while end:
+        path.append(end)
+        end = tree[end]["parent"]
+    return path[::-1]
+
+
+def _show_search(row: dict, tree: list[dict]) -> None:
+    """The path the search took to this answer, step by step beside the siblings it passed over."""
+    path = search_path(tree, row["text"])
+    table = Table("depth", "step", "value", "visits", "Q", "", title=f"search tree: {len(tree) - 1} nodes; the path "
+                  "to this answer (bold) and the steps beside it", title_justify="left")
+    for depth, chosen in enumerate(path, 1):
+        for n in tree:
+            if n["node"] and n["parent"] == tree[chosen]["parent"]:
+                mark = "[bold green]taken[/]" if n["node"] == chosen else "[dim]passed over[/]"
+                step = n["step"] + (" ⏹" if n["terminal"] else "")
+                style = "bold" if n["node"] == chosen else "dim"
+                table.add_row(str(depth), f"[{style}]{escape(step)}[/]", f"{n['value']:.3f}", str(n["visits"]),
+                              f"{n['q']:.3f}", mark)
+    console.print(table)
 
 
 @app.command()

@@ -35,11 +35,15 @@ class Policy(Protocol):
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, batch_size: int = 512, generator: Any = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
+                 on_batch: Callable[[int], None] | None = None, stop: Sequence[str] = (),
+                 prefixes: Sequence[str] | None = None) -> list[Completion]:
         """Completions of ``prompts`` in their order, each at most its limit in tokens (None = up to
-        ``max_len``); ``temperature`` 0 is greedy (log-probabilities then are the model's own);
-        ``generator`` is the run's torch generator, the only randomness used. Completions never
-        contain the loop's control marks."""
+        ``max_len``), ending at EOS or once it has written one of ``stop`` (kept in its text: a
+        step of a search ends with its separator). ``prefixes``: text each reply already begins
+        with (a search's steps so far, after a chat template's turn), which it goes on from.
+        ``temperature`` 0 is greedy (log-probabilities then are the model's own); ``generator`` is
+        the run's torch generator, the only randomness used. Completions never contain the loop's
+        control marks."""
         ...
 
     def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0

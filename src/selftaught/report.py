@@ -287,7 +287,9 @@ def _figures(store: RunStore, pass1: dict[int, tuple[float, float]]) -> list[tup
                                          or n.startswith("exploration_")]),
               ("judges", [n for n in names if n.startswith(("judge_auroc/", "judge_accuracy/"))
                           or n in ("verdict_ece", "pair_accuracy", "kept_precision")]),
-              ("self-correction", [n for n in names if n in ("delta_wrong_to_right", "delta_right_to_wrong")])]
+              ("self-correction", [n for n in names if n in ("delta_wrong_to_right", "delta_right_to_wrong")]),
+              # a search's process value against its trees' truth (a right answer below the step)
+              ("process value", [n for n in names if n in ("value_step_auroc", "value_step_accuracy")])]
     panels = [(title, series) for title, series in panels if series]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):

@@ -99,20 +99,28 @@ class Replicated:
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, batch_size: int = 512, generator: Any = None,
-                 on_batch: Callable[[int], None] | None = None) -> list[Completion]:
+                 on_batch: Callable[[int], None] | None = None, stop: Sequence[str] = (),
+                 prefixes: Sequence[str] | None = None) -> list[Completion]:
         """As ``Policy.generate``; ``generator`` is the run's ``Draws`` (a torch generator of a
         caller's own is used as it is, here)."""
         decoding = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        if stop:
+            decoding["stop"] = tuple(stop)
         if generator is not None and not isinstance(generator, Draws):
             return self.policy.generate(prompts, limits, batch_size=batch_size, generator=generator,
-                                        on_batch=on_batch, **decoding)
+                                        on_batch=on_batch, prefixes=prefixes, **decoding)
         key = generator.next_call() if generator is not None else None
         # rows sorted by prompt length before they are cut, so that a shard pads little
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        length = (lambda i: len(prompts[i])) if prefixes is None else (lambda i: len(prompts[i]) + len(prefixes[i]))
+        order = sorted(range(len(prompts)), key=length)
         cuts = shards(len(order), self.shard_size or batch_size)
+
+        def own(cut: range) -> dict:  # the shard's rows' prefixes
+            return {} if prefixes is None else {"prefixes": [prefixes[order[i]] for i in cut]}
+
         work = [Shard(self.member, self.version, "generate",
                       ([prompts[order[i]] for i in cut], [limits[order[i]] for i in cut]),
-                      decoding | {"batch_size": len(cut)}, None if key is None else key.shard_seed(s))
+                      decoding | {"batch_size": len(cut)} | own(cut), None if key is None else key.shard_seed(s))
                 for s, cut in enumerate(cuts)]
         results = self._run(work, lambda s: on_batch(len(cuts[s])) if on_batch is not None else None)
         out: list[Completion] = [None] * len(prompts)  # type: ignore[list-item]

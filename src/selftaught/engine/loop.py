@@ -29,7 +29,7 @@ from selftaught import __version__, faults
 from selftaught.context import Context, Phase, Tools
 from selftaught.engine.executors import Replicated, make_executor
 from selftaught.judge import Score
-from selftaught.judge.filters import Trains
+from selftaught.judge.filters import Keeps, Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
 from selftaught.learn.learners import SFT, Learned, LearnJob
 from selftaught.learn.sft import tail_mean
@@ -308,7 +308,7 @@ class Run:
     def _request(self, round_: int, temperature: float, compare: bool, members: Sequence[int] | None = None,
                  on_batch=None) -> Request:
         return Request(temperature, self.equivalents, compare, self._judge, partial(self.reporter.phase, round_),
-                       self.draws, on_batch, members)
+                       self.draws, on_batch, members, self._judge_by)
 
     def _tune(self, tools: Tools, clock: Clock) -> Tuning:
         if not isinstance(self.selector, Tunes):
@@ -334,6 +334,10 @@ class Run:
 
     def _judge(self, attempts: list[Attempt]) -> dict[str, list[Score]]:
         return {j.name: j.score(self.task, attempts) for j in self.judges}
+
+    def _judge_by(self, name: str, attempts: list[Attempt]) -> list[Score]:
+        """The scores of the recipe's judge ``name`` alone (a search's value)."""
+        return next(j for j in self.judges if j.name == name).score(self.task, attempts)
 
     def _train_judges(self, tools: Tools) -> dict[str, float]:
         """Judges that are themselves taught learn after the learner: their figures, by name."""
@@ -372,11 +376,12 @@ class Run:
         precision = float("nan") if self.sampler.revises else label_precision(
             self.task, [problems[i] for i in selection.kept_problems], [e.answer for e in selection.examples])
         sampler = self.sampler.describe(tuning.temperature)
+        trees = {id(a.tree): a.tree.rows() for a in attempts if a.tree is not None}  # a search's, once each
         records = [AttemptRecord(a.problem_id, a.problem.difficulty, self.recipe.task.name, a.problem.prompt,
                                  a.transcript, a.member, sampler, a.equivalent_texts,
                                  [(name, ss[i].value, ss[i].passed, ss[i].reason) for name, ss in batch.scores.items()],
                                  selection.kept_attempts[i], self.recipe.selector.type, selection.reasons[i],
-                                 a.worker, a.version)
+                                 a.worker, a.version, None if a.tree is None else trees[id(a.tree)])
                    for i, a in enumerate(attempts)]
         return RoundReport(round_, self.curriculum.frontier, accuracy, reach(accuracy, mon.threshold),
                            tail_mean(learned.steps), made=len(attempts), kept=len(selection.examples) or
@@ -390,6 +395,9 @@ class Run:
     def _save_state(self, directory: Path) -> None:
         for i, policy in enumerate(self.policies):
             policy.save(directory / f"member-{i}")
+        for i, judge in enumerate(self.judges):  # a judge's own weights (a separate value model)
+            if isinstance(judge, Keeps):
+                judge.save(directory / f"judge-{i}")
         torch.save({"rng": rng_states(self.rng), "curriculum": self.curriculum.state_dict(),
                     "versions": [p.version for p in self.policies],
                     "selector": {}}, directory / "state.pt")  # no selector keeps state across rounds
@@ -398,6 +406,9 @@ class Run:
         directory = round_dir(self.out_dir, round_)
         for i, policy in enumerate(self.policies):
             policy.load(directory / f"member-{i}")
+        for i, judge in enumerate(self.judges):
+            if isinstance(judge, Keeps):
+                judge.load(directory / f"judge-{i}")
         state = torch.load(directory / "state.pt", weights_only=True)
         restore_rng_states(state["rng"], self.rng)
         for policy, version in zip(self.policies, state.get("versions", [])):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from selftaught.sample.attempts import Attempt
@@ -33,6 +34,16 @@ class Trains(Protocol):
     def train(self, task: Task, tools: Any) -> dict[str, float]:
         """Returns figures of the training (its loss), recorded with the round's."""
         ...
+
+
+@runtime_checkable
+class Keeps(Protocol):
+    """A judge with weights of its own (a separate value model), saved with every round's checkpoint
+    and loaded back on resume."""
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
 
 
 def each_members_own(members: Sequence, attempts: Sequence[Attempt],

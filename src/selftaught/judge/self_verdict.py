@@ -47,7 +47,7 @@ def verdict_probability(policy: Policy, texts: Sequence[str], batch_size: int = 
 @dataclass
 class VerdictExample:
     text: str  # prompt + answer + VERDICT
-    correct: bool
+    correct: float  # 1 or 0; a process value's target may lie between
 
 
 def verdict_examples(task: Task, attempts: Sequence[Attempt]) -> list[VerdictExample]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from selftaught.models.generate import generate
+from selftaught.models.generate import generate, stop_at
 from selftaught.models.optim import make_optimizer, optimizer_step
 from selftaught.models.transformer import Transformer, TransformerConfig
 from selftaught.policy import Completion
@@ -85,10 +85,14 @@ class CharPolicy:
 
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, batch_size: int = 512,
-                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None
-                 ) -> list[Completion]:
+                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None,
+                 stop: Sequence[str] = (), prefixes: Sequence[str] | None = None) -> list[Completion]:
         """Prompts are batched by length so that little padding is decoded; answers are written in
-        the task's alphabet only (the loop's control marks are banned)."""
+        the task's alphabet only (the loop's control marks are banned). No template: a prefix
+        simply follows its prompt."""
+        if prefixes is not None:
+            prompts = [p + x for p, x in zip(prompts, prefixes, strict=True)]
+        at = stop_at(stop, self.tokenizer.decode, self.tokenizer.vocab_size) if stop else None
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Completion] = [Completion("", [], [])] * len(prompts)
         cap = self.max_len
@@ -97,7 +101,7 @@ class CharPolicy:
             encoded = [self.tokenizer.encode(prompts[i]) for i in idx]
             room = [max(1, min(cap - len(p), cap if limits[i] is None else limits[i])) for i, p in zip(idx, encoded)]
             ids, logps = generate(self.model, encoded, room, temperature=temperature, top_k=top_k or None, top_p=top_p,
-                                  generator=generator, banned=self.tokenizer.control_ids, with_logps=True)
+                                  generator=generator, banned=self.tokenizer.control_ids, with_logps=True, stop=at)
             for i, t, lp in zip(idx, ids, logps):
                 out[i] = Completion(self.tokenizer.decode(t), t, lp)
             if on_batch is not None:

@@ -8,7 +8,7 @@ compacted so that finished rows cost nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -87,6 +87,27 @@ def _step_mask(cache: KVCache, key_valid: torch.Tensor | None) -> torch.Tensor |
     filled = torch.arange(cache.k.shape[3], device=cache.k.device) <= cache.pos
     keys = filled[None] if key_valid is None else key_valid & filled
     return keys[:, None, None, :]
+
+
+@dataclass(frozen=True)
+class StopAt:
+    """Strings that end a reply once it has written one (kept in it, unlike EOS): ``tokens``, every
+    token whose text may complete one, and ``reached``, whether a reply's tokens so far hold one.
+    Only a row that has just drawn one of ``tokens`` is checked, so the check costs little."""
+
+    tokens: tuple[int, ...]
+    reached: Callable[[list[int]], bool]
+
+
+def stop_at(strings: Sequence[str], decode: Callable[[list[int]], str], vocab_size: int) -> StopAt | None:
+    """``StopAt`` for ``strings`` under a tokenizer's ``decode``: a token may complete a string
+    only if its text holds the string's last character. None when there are no strings."""
+    strings = tuple(s for s in strings if s)
+    if not strings:
+        return None
+    last = {s[-1] for s in strings}
+    tokens = tuple(t for t in range(vocab_size) if any(c in decode([t]) for c in last))
+    return StopAt(tokens, lambda ids: any(s in decode(ids) for s in strings))
 
 
 @dataclass
@@ -173,9 +194,11 @@ def generate(
     cut_at: Sequence[int] = (PAD,),
     share_prompts: bool = False,
     draw: Literal["multinomial", "inverse-cdf"] = "multinomial",
+    stop: StopAt | None = None,
 ) -> list[list[int]] | tuple[list[list[int]], list[list[float]]]:
     """New tokens for each prompt, up to and excluding the first of ``eos`` (or of ``cut_at``,
-    tokens a reply is cut at although they do not stop it: our padding). ``temperature=0`` is
+    tokens a reply is cut at although they do not stop it: our padding), or up to and including
+    the token that completes one of ``stop``'s strings. ``temperature=0`` is
     greedy; ``banned`` tokens are never picked. ``with_logps``: also each token's log-probability
     under the distribution it was drawn from (logits / temperature, top-k, top-p and banned tokens
     removed).
@@ -206,9 +229,11 @@ def generate(
     limits = limits.to(device)
     first = (_prefill_shared if share_prompts else _prefill)(model, prompts, steps)
     logits, cache, key_valid, pos = first.logits, first.cache, first.key_valid, first.pos
+    cache.decoding = True
 
     never = torch.as_tensor(list(banned), dtype=torch.long, device=device) if len(banned) else None
     stops = torch.as_tensor(list(eos), dtype=torch.long, device=device)
+    may_stop = None if stop is None else torch.as_tensor(stop.tokens, dtype=torch.long, device=device)
     out = torch.full((B, steps), -1, dtype=torch.long, device=device)
     out_logp = torch.zeros((B, steps), dtype=torch.float32, device=device) if with_logps else None
     rows = torch.arange(B, device=device)  # original index of each row still in the batch
@@ -219,6 +244,10 @@ def generate(
         if out_logp is not None:
             out_logp[rows[running], s] = logp[running]
         running &= ~torch.isin(tok, stops) & (limits[rows] > s + 1)
+        if may_stop is not None:
+            for r in (running & torch.isin(tok, may_stop)).nonzero().squeeze(1).tolist():
+                if stop.reached(out[rows[r], : s + 1].tolist()):
+                    running[r] = False
         alive = int(running.sum())
         if alive == 0:
             break

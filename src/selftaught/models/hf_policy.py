@@ -85,7 +85,8 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
 
 class HFPolicy:
     """``model`` (a transformers causal LM) and its ``tokenizer``; ``optimizer`` None: never trains.
-    ``chat``: prompts go through the tokenizer's chat template as one user turn. ``stop``: a reply
+    ``chat``: prompts go through the tokenizer's chat template as one user turn; ``template``: else
+    each prompt is written into this text at ``{prompt}`` (a base model's plain or few-shot format). ``stop``: a reply
     also ends at the first of these strings (kept in it, as EOS is kept in what is trained).
     ``fast``: sample with our KV-cache decoder (``models.hf_decoder``) where the model is of the
     Llama family, else with transformers' ``generate``. ``precision``: ``bf16-mixed`` keeps
@@ -93,8 +94,9 @@ class HFPolicy:
     and sample on ``compute``, a bf16 copy refreshed after each step (``models.precision``)."""
 
     def __init__(self, model, tokenizer, optimizer: torch.optim.Optimizer | None = None, chat: bool = False,
-                 stop: Sequence[str] = (), fast: bool = True, precision: str = "fp32"):
+                 stop: Sequence[str] = (), fast: bool = True, precision: str = "fp32", template: str = ""):
         self.model, self.tokenizer, self.optimizer, self.chat = model.eval(), tokenizer, optimizer, chat
+        self.template = template
         self.stop, self.fast, self.precision = tuple(stop), fast, precision
         self.compute = bf16_copy(model) if precision == "bf16-mixed" else model
         if tokenizer.pad_token_id is None:
@@ -119,7 +121,7 @@ class HFPolicy:
             return list(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
                                                            add_generation_prompt=True, tokenize=True,
                                                            return_dict=False))
-        return self.tokenizer(prompt)["input_ids"]
+        return self.tokenizer(self.template.replace("{prompt}", prompt) if self.template else prompt)["input_ids"]
 
     def text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -142,30 +144,35 @@ class HFPolicy:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], limits: Sequence[int | None], *, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, batch_size: int = 512,
-                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None
-                 ) -> list[Completion]:
-        """Length-sorted, left-padded batches; a row stops at EOS, a stop string or its limit.
-        Through our decoder where it serves the model (``decoder``; prompts shared), else through
-        ``model.generate``; either way the run's ``generator`` is the only randomness."""
+                 generator: torch.Generator | None = None, on_batch: Callable[[int], None] | None = None,
+                 stop: Sequence[str] = (), prefixes: Sequence[str] | None = None) -> list[Completion]:
+        """Length-sorted, left-padded batches; a row stops at EOS, a stop string (the recipe's
+        ``model.stop`` and ``stop``) or its limit, while decoding. Through our decoder where it
+        serves the model (``decoder``; prompts shared), else through ``model.generate``; either way
+        the run's ``generator`` is the only randomness."""
+        stops = tuple(dict.fromkeys(self.stop + tuple(stop)))
         encoded = [self.prompt_ids(p) for p in prompts]
+        if prefixes is not None:  # the reply's own first words, after the chat turn's opening
+            encoded = [e + (self.text_ids(x) if x else []) for e, x in zip(encoded, prefixes, strict=True)]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         out: list[Completion] = [Completion("", [], [])] * len(prompts)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             room = [max(1, min(self.max_len - len(encoded[i]), limits[i] or self.max_len)) for i in idx]
             batch = [encoded[i] for i in idx]
-            done = self._fast(batch, room, temperature, top_k, top_p, generator)
+            done = self._fast(batch, room, temperature, top_k, top_p, generator, stops)
             if done is None:
-                done = self._transformers(batch, room, temperature, top_k, top_p, generator)
+                done = self._transformers(batch, room, temperature, top_k, top_p, generator, stops)
             for i, (tokens, logps) in zip(idx, done):
-                n = self._through_stop(tokens, len(tokens))
+                n = self._through_stop(tokens, len(tokens), stops)
                 out[i] = Completion(self.tokenizer.decode(tokens[:n], skip_special_tokens=True), tokens[:n], logps[:n])
             if on_batch is not None:
                 on_batch(len(idx))
         return out
 
     def _fast(self, encoded: list[list[int]], room: list[int], temperature: float, top_k: int, top_p: float,
-              generator: torch.Generator | None) -> list[tuple[list[int], list[float]]] | None:
+              generator: torch.Generator | None, stops: tuple[str, ...]
+              ) -> list[tuple[list[int], list[float]]] | None:
         """Our decoder's replies (tokens before EOS, log-probs), or None where it does not serve:
         the model is not of the Llama family, or the sequence would pass its rope table or window."""
         from selftaught.models.generate import generate
@@ -177,11 +184,25 @@ class HFPolicy:
             return None
         ids, logps = generate(decoder, encoded, room, temperature=temperature, top_k=top_k or None, top_p=top_p,
                               generator=generator, with_logps=True, eos=[self.eos], cut_at=[],
-                              share_prompts=True, draw="inverse-cdf")
+                              share_prompts=True, draw="inverse-cdf", stop=self._stop_at(stops))
         return list(zip(ids, logps))
 
+    def _stop_at(self, stops: tuple[str, ...]):
+        """Our decoder's ``StopAt`` for ``stops``, made once per set of strings (it reads the
+        whole vocabulary)."""
+        from selftaught.models.generate import stop_at
+
+        if not stops:
+            return None
+        made = self.__dict__.setdefault("_stops", {})
+        if stops not in made:
+            made[stops] = stop_at(stops, lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+                                  len(self.tokenizer))
+        return made[stops]
+
     def _transformers(self, encoded: list[list[int]], room: list[int], temperature: float, top_k: int,
-                      top_p: float, generator: torch.Generator | None) -> list[tuple[list[int], list[float]]]:
+                      top_p: float, generator: torch.Generator | None, stops: tuple[str, ...]
+                      ) -> list[tuple[list[int], list[float]]]:
         """``model.generate`` on the left-padded batch, sampling from torch's generator seeded from
         ``generator`` (and put back after)."""
         width = max(map(len, encoded))
@@ -199,7 +220,7 @@ class HFPolicy:
                 do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                 top_k=top_k or None, top_p=top_p if top_p < 1.0 else None, return_dict_in_generate=True,
                 output_scores=True, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos,
-                **({"stop_strings": list(self.stop), "tokenizer": self.tokenizer} if self.stop else {}))
+                **({"stop_strings": list(stops), "tokenizer": self.tokenizer} if stops else {}))
         new = done.sequences[:, width:]
         # the scores are the processed logits each token was drawn from (temperature, top-k)
         picked = torch.stack([F.log_softmax(s.float(), -1).gather(-1, new[:, k, None]).squeeze(-1)
@@ -211,15 +232,15 @@ class HFPolicy:
             out.append((tokens[:n], picked[row][:n]))
         return out
 
-    def _through_stop(self, tokens: list[int], n: int) -> int:
+    def _through_stop(self, tokens: list[int], n: int, stops: tuple[str, ...]) -> int:
         """How many of the first ``n`` tokens a reply keeps: through the token that completes its
-        first stop string (a finished row is padded after it), else all ``n``."""
-        if not self.stop or not any(s in self.tokenizer.decode(tokens[:n]) for s in self.stop):
+        first stop string (transformers' ``generate`` pads a finished row after it), else all ``n``."""
+        if not stops or not any(s in self.tokenizer.decode(tokens[:n]) for s in stops):
             return n
         lo, hi = 1, n  # the shortest prefix holding a stop string: containing one only grows with length
         while lo < hi:
             mid = (lo + hi) // 2
-            if any(s in self.tokenizer.decode(tokens[:mid]) for s in self.stop):
+            if any(s in self.tokenizer.decode(tokens[:mid]) for s in stops):
                 hi = mid
             else:
                 lo = mid + 1
@@ -303,7 +324,8 @@ class HFPolicy:
     def frozen_copy(self) -> HFPolicy:
         """A copy that never trains (a reference model, a Ray worker's replica): of the working copy,
         so that it computes as this policy does, in half the bytes under bf16-mixed."""
-        return HFPolicy(copy.deepcopy(self.compute).eval(), self.tokenizer, None, self.chat, self.stop, self.fast)
+        return HFPolicy(copy.deepcopy(self.compute).eval(), self.tokenizer, None, self.chat, self.stop, self.fast,
+                        template=self.template)
 
     def _refresh(self) -> None:
         """The working copy takes the masters' values (after a load)."""
@@ -390,5 +412,6 @@ def hf_policies(settings, context) -> list[HFPolicy]:
         member = model if i == 0 else copy.deepcopy(model)
         optimizer = make_optimizer(member, learner.lr, learner.weight_decay, fused=True)
         policies.append(HFPolicy(member, tokenizer, optimizer, chat=context.recipe.task.chat, stop=settings.stop,
-                                 fast=settings.fast_sampling, precision=precision))
+                                 fast=settings.fast_sampling, precision=precision,
+                                 template=context.recipe.task.prompt_template))
     return policies

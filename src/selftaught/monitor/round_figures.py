@@ -22,7 +22,7 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
         return {}
     correct = [task.check(a.problem, a.text) for a in attempts]
     queries = list(by_query(attempts).values())
-    k = len(queries[0])
+    k = max(len(q) for q in queries)  # a search may return fewer answers for some queries
     out: dict[str, float] = {"sample_accuracy": sum(correct) / len(correct)}
 
     def mean(xs: Sequence[float]) -> float:
@@ -32,7 +32,9 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
     distinct_correct = [len({attempts[i].text for i in q if correct[i]}) for q in queries]
     if k > 1:
         for kk in sorted({1, min(pass_k, k)}):
-            out[f"pass@{kk}_samples"] = mean([m.pass_at_k(len(q), sum(correct[i] for i in q), kk) for q in queries])
+            # (a search returns up to k answers a query: a query with fewer has no pass@k)
+            out[f"pass@{kk}_samples"] = mean([m.pass_at_k(len(q), sum(correct[i] for i in q), kk) for q in queries
+                                              if len(q) >= kk])
         out["distinct_answers"] = mean([m.distinct_share([attempts[i].text for i in q]) for q in queries])
         out["answer_entropy"] = mean([m.answer_entropy([attempts[i].text for i in q]) for q in queries])
         out["distinct_correct"] = mean(distinct_correct)
@@ -47,6 +49,11 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
             per_problem.setdefault(a.problem_id, []).append(a.text)
         out["cross_member_distinct"] = mean([m.distinct_share(t) for t in per_problem.values()])
     out["unsolved_fraction"] = sum(d == 0 for d in distinct_correct) / len(queries)
+    # the round's sampling cost: a search's trees' tokens, each attempt's own otherwise
+    trees = {id(a.tree): a.tree for a in attempts if a.tree is not None}
+    out["sampled_tokens"] = float(sum(t.tokens for t in trees.values()) + sum(a.tokens for a in attempts))
+    if trees:
+        out["search_nodes"] = mean([len(t.nodes) - 1 for t in trees.values()])
 
     kept_correct = [c for c, kept in zip(correct, selection.kept_attempts) if kept]
     if selection.pairs:  # a pair is right when its chosen answer is right and its rejected one wrong

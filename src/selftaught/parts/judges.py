@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from selftaught.registry import register, register_role
 from selftaught.settings import RecipeError, setting
@@ -69,6 +69,28 @@ class ProcessRewardSettings(JudgeSettings):
                               f"task.name = '{task.name}' does not")
 
 
+@dataclass
+class ProcessValueSettings(SelfVerdictSettings):
+    targets: Literal["rest-mcts", "monte-carlo"] = setting(
+        "rest-mcts", "what each step of a search tree is taught: rest-mcts (ReST-MCTS*'s V_k) or monte-carlo (the "
+        "share of correct answers below it)")
+    labels: Literal["checker", "verdict"] = setting(
+        "checker", "what says an ended path is right: the task's checker (ground truth, as ReST-MCTS* uses known "
+        "answers) or the value's own verdict (none)")
+    train_problems: int = setting(256, "labelled seed problems attempted to teach the value in a round without "
+                                  "search trees (the seed round)", min=1)
+    model: Literal["policy", "separate"] = setting(
+        "policy", "whose weights hold the value: the policy's own (its verdict, anchored by its greedy answers), or "
+        "a separate copy of it made after the seed round and trained on the value alone (twice the memory)")
+
+    uses_ground_truth: ClassVar[bool] = True  # with labels = 'checker', the default
+
+    def check_task(self, task, where: str) -> None:
+        if not getattr(task, "step_separator", None):
+            raise RecipeError(f"{where}.type = 'process-value' values the steps of an answer, and task.name = "
+                              f"'{task.name}' does not write its answers as steps (it has no step_separator)")
+
+
 register_role("judge", JudgeSettings)
 for _name, _settings, _target, _summary in (
         ("length", JudgeSettings, "filters:LengthJudge", "the answer has the length the prompt implies"),
@@ -82,5 +104,7 @@ for _name, _settings, _target, _summary in (
         ("self-certainty", SelfCertaintySettings, "self_certainty:SelfCertaintyJudge",
          "the model's geometric-mean probability of its own answer"),
         ("process-reward", ProcessRewardSettings, "process_reward:ProcessRewardJudge",
-         "the weakest step's share of successful rollouts (ground truth)")):
+         "the weakest step's share of successful rollouts (ground truth)"),
+        ("process-value", ProcessValueSettings, "process_value:ProcessValueJudge",
+         "the model's own P(correct) after a partial or whole answer, taught on its search trees' targets")):
     register("judge", _name, _settings, f"selftaught.judge.{_target}.from_settings", _summary)

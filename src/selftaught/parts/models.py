@@ -41,6 +41,9 @@ class TransformerSettings(ModelSettings):
         if recipe.task.chat:
             raise RecipeError(f"task.chat = true formats prompts with a chat template: {where}.type = 'transformer' "
                               "has none (set model.type = 'hf')")
+        if recipe.task.prompt_template:
+            raise RecipeError(f"task.prompt_template formats prompts for a pretrained model: {where}.type = "
+                              "'transformer' learns the task's own format (set model.type = 'hf')")
         if self.d_model % self.n_heads:
             raise RecipeError(f"{where}.d_model ({self.d_model}) must be divisible by {where}.n_heads ({self.n_heads})")
         if (self.d_model // self.n_heads) % 2 and self.positional == "rope":
@@ -62,8 +65,8 @@ class HFSettings(ModelSettings):
                                                     "supports it)")
     gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass: less memory, "
                                            "about a third more time")
-    stop: list[str] = setting([], "a reply also ends at the first of these strings, kept in the reply (beside EOS; "
-                              "transformers' stop_strings)")
+    stop: list[str] = setting([], "a reply also ends at the first of these strings, kept in the reply (beside EOS): "
+                              "decoding stops there, so a base model's run-on into the next question costs nothing")
     fast_sampling: bool = setting(True, "sample with our KV-cache decoder, which computes a batch's shared prompt "
                                   "prefix once and each prompt once for all its samples, where the model is of the "
                                   "Llama family (Llama, Mistral, Qwen2, Qwen3, SmolLM); transformers' generate "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from selftaught.registry import register, register_role
 from selftaught.settings import RecipeError, setting
@@ -45,6 +45,34 @@ class ReviseSettings(TemperatureSettings):
                               f"'{recipe.learner.type}')")
 
 
+@dataclass
+class SearchSettings(TemperatureSettings):
+    width: int = setting(3, "next steps drawn at each leaf the search grows", min=1)
+    iterations: int = setting(16, "leaves grown per tree", min=1)
+    max_tokens: int = setting(0, "tokens sampled per tree at most (0 = no cap): set it to compare with best-of-N "
+                              "at equal cost", min=0)
+    selection: Literal["uct", "puct"] = setting("uct", "which leaf grows next: uct (ReST-MCTS*) or puct, whose "
+                                                "prior is the policy's probability of the step (rStar-Math)")
+    exploration: float = setting(0.4, "exploration constant c of the selection (0.4 in ReST-MCTS*, 2 in "
+                                 "rStar-Math's puct)", min=0.0)
+    max_steps: int = setting(8, "steps a path may have: a node this deep is an answer", min=1)
+    step_tokens: int = setting(24, "tokens one step may take; a step cut there (a long line) is not an answer: the "
+                               "next step goes on with it", min=1)
+    value: str = setting("process-value", "the judge (its type, one of the recipe's [[judges]]) whose score "
+                         "evaluates each node")
+
+    def check(self, recipe, where: str) -> None:
+        names = [j.type for j in recipe.judges]
+        if self.value not in names:
+            raise RecipeError(f"{where}.value = '{self.value}' names no judge of this recipe: add a [[judges]] "
+                              f"table with type = '{self.value}', or name one of {names}")
+
+    def check_task(self, task, where: str) -> None:
+        if not getattr(task, "step_separator", None):
+            raise RecipeError(f"{where}.type = '{self.type}' searches over steps, and task.name = '{task.name}' "
+                              "does not write its answers as steps (it has no step_separator)")
+
+
 register_role("sampler", SamplerSettings)
 register("sampler", "greedy", SamplerSettings, "selftaught.sample.samplers:Sampling.greedy",
          "the most likely answer")
@@ -52,3 +80,5 @@ register("sampler", "temperature", TemperatureSettings, "selftaught.sample.sampl
          "answers sampled at a temperature (optionally top-k, top-p)")
 register("sampler", "revise", ReviseSettings, "selftaught.sample.samplers:Revise.from_settings",
          "attempt, then revise it seeing `prompt attempt |` (self-correction)")
+register("sampler", "mcts", SearchSettings, "selftaught.sample.search:TreeSearch.from_settings",
+         "Monte-Carlo tree search over steps, each node scored by a judge (ReST-MCTS*, rStar-Math)")

@@ -18,11 +18,20 @@ class TaskSettings:
     seed_max_difficulty: int = setting(6, "hardest difficulty of the ground-truth seed data", min=1)
     seed_examples: int = setting(50000, "size of the fixed ground-truth seed set", min=1)
     chat: bool = setting(False, "format prompts with the policy's chat template, as one user turn")
+    prompt_template: str = setting("", "for a base model (no chat template): the text each prompt is written into "
+                                   "at {prompt}, plain or few-shot, e.g. 'Question: {prompt}\\nAnswer:' (empty = the "
+                                   "prompt as it is)")
 
     def check(self, recipe, where: str) -> None:
         if self.seed_min_difficulty > self.seed_max_difficulty:
             raise RecipeError(f"{where}.seed_min_difficulty ({self.seed_min_difficulty}) exceeds "
                               f"{where}.seed_max_difficulty ({self.seed_max_difficulty})")
+        if self.prompt_template and self.prompt_template.count("{prompt}") != 1:
+            raise RecipeError(f"{where}.prompt_template = {self.prompt_template!r} must hold {{prompt}} once, where "
+                              "each problem's prompt goes")
+        if self.prompt_template and self.chat:
+            raise RecipeError(f"{where}.prompt_template formats prompts for a model without a chat template; "
+                              f"{where}.chat = true uses the model's own: set one or the other")
 
 
 @dataclass
@@ -82,6 +91,8 @@ for _name, _target, _summary in (
      "difficulty = operations"),
     ("word-arithmetic", "words:WordArithmetic", "arithmetic asked in English for pretrained models ('What is 7 + "
      "5?'); difficulty = kind of problem"),
+    ("word-steps", "words:WordSteps", "chains of + - * asked in English, answered one step a line (steps for a "
+     "search); difficulty = operations"),
 ):
     register("task", _name, TaskSettings, f"selftaught.tasks.{_target}", _summary)
 register("task", "jsonl", JsonlSettings, "selftaught.tasks.jsonl:JsonlTask",

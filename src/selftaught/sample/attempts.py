@@ -25,6 +25,8 @@ class Attempt:
     finished: bool = True  # the reply ended on its own (EOS, a stop string) before its token budget
     worker: str = "local"  # the process that drew ``text``
     version: int = 0  # the version of its member's weights that drew ``text``
+    tree: Any = None  # a search sampler's tree of its problem (``sample.tree.Tree``), shared by its answers
+    tokens: int = 0  # tokens sampled to make it (its equivalents' and first attempt's included; a tree's: 0)
 
     @property
     def transcript(self) -> str:
@@ -100,8 +102,9 @@ def sample_attempts(
             for s in range(samples):
                 n = len(eqs[i])
                 c, finished = done[i * samples + s]
+                tokens = len(c.ids) + sum(len(e.ids) for e, _ in done[cursor:cursor + n])
                 attempts.append(Attempt(i, p, m, c.text, texts[cursor:cursor + n], sample=s, finished=finished,
-                                        worker=c.worker, version=c.version))
+                                        worker=c.worker, version=c.version, tokens=tokens))
                 cursor += n
     return attempts
 
@@ -134,7 +137,8 @@ def revise_attempts(
         for i, f, c, n in zip(mine, firsts, done, limits):
             a = attempts[i]
             revised[i] = Attempt(a.problem_id, a.problem, a.member, c.text, a.equivalent_texts, a.sample, first=f,
-                                 finished=ended(c, n), worker=c.worker, version=c.version)
+                                 finished=ended(c, n), worker=c.worker, version=c.version,
+                                 tokens=a.tokens + len(c.ids))
     return revised
 
 

@@ -27,6 +27,7 @@ class Request:
     generator: Any = None
     on_batch: Callable[[int], None] | None = None  # after each batch of first attempts
     members: Sequence[int] | None = None  # the run's indices of the policies sampled (default 0, 1, ...)
+    score: Callable[[str, list[Attempt]], list[Score]] | None = None  # one judge's scores, by its name
 
 
 @dataclass

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 3  # 3: attempts record the worker and the weight version that drew them
+SCHEMA_VERSION = 4  # 3: attempts record the worker and the weight version that drew them; 4: search trees
+_UPGRADABLE = 3  # an older schema this one opens (a writer adds what it lacks)
 FILENAME = "run.sqlite"
 LOCKFILE = "run.lock"
 
@@ -52,9 +53,15 @@ CREATE TABLE training_data (round INTEGER PRIMARY KEY, difficulties TEXT NOT NUL
 CREATE TABLE checkpoints (
     round INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (round, path)
 );
-"""
+""" + (_NODES := """
+CREATE TABLE nodes (
+    round INTEGER NOT NULL, problem INTEGER NOT NULL, member INTEGER NOT NULL, node INTEGER NOT NULL,
+    parent INTEGER, step TEXT NOT NULL, value REAL, visits INTEGER NOT NULL, q REAL, terminal INTEGER NOT NULL,
+    PRIMARY KEY (round, problem, member, node)
+) WITHOUT ROWID;
+""")
 
-_PER_ROUND = ("rounds", "metrics", "losses", "training_data", "checkpoints")
+_PER_ROUND = ("rounds", "metrics", "losses", "training_data", "checkpoints", "nodes")
 
 
 class StoreError(ValueError):
@@ -85,6 +92,9 @@ class AttemptRecord:
     reason: str
     worker: str = "local"  # the process that drew it
     version: int = 0  # the version of its member's weights that drew it
+    # a search's tree of its problem, (parent, step, value, visits, q, terminal) per node; kept
+    # once per problem and member however many of its answers are attempts
+    tree: list[tuple] | None = None
 
 
 @dataclass
@@ -122,6 +132,7 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / FILENAME
         self._lock_fd: int | None = None
+        self.upgrade = False  # an older store without the tables it gains when first written
         if create:
             if self.path.exists():
                 raise StoreError(f"{self.run_dir}: already holds a run; choose another directory")
@@ -157,6 +168,11 @@ class RunStore:
             self.db.close()
             self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
+            if self.upgrade:
+                with self.db:
+                    self.db.executescript(_NODES)
+                    self.db.execute("UPDATE run SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                self.upgrade = False
 
     def _check_schema(self) -> None:
         try:
@@ -173,7 +189,8 @@ class RunStore:
             self.db.close()
             raise StoreError(f"{self.path}: written by a newer selftaught (store schema {found}, this version "
                              f"reads up to {SCHEMA_VERSION}); upgrade selftaught to use this run")
-        if found < SCHEMA_VERSION:
+        self.upgrade = found == _UPGRADABLE  # no nodes table yet: a writer adds it, a reader finds no trees
+        if found < SCHEMA_VERSION and not self.upgrade:
             self.db.close()
             raise StoreError(f"{self.path}: store schema {found} is older than this selftaught's "
                              f"({SCHEMA_VERSION}); open it with the selftaught version that wrote it")
@@ -228,6 +245,11 @@ class RunStore:
                                  for j, v, p, why in a.scores])
             self.db.executemany("INSERT INTO selections VALUES (?, ?, ?, ?, ?)",
                                 [(i, r, a.selector, int(a.kept), a.reason) for i, a in zip(ids, record.attempts)])
+            trees = {(a.problem, a.member): a.tree for a in record.attempts if a.tree is not None}
+            self.db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [(r, p, m, k, parent, step, _clean(v), visits, _clean(q), int(end))
+                                 for (p, m), tree in trees.items()
+                                 for k, (parent, step, v, visits, q, end) in enumerate(tree)])
             if record.training_data is not None:
                 levels, examples = record.training_data
                 self.db.execute("INSERT INTO training_data VALUES (?, ?, ?)",
@@ -343,6 +365,16 @@ class RunStore:
         out["kept"] = bool(out["kept"])
         out["scores"] = self._scores(attempt_id)
         return out
+
+    def tree(self, round_: int, problem: int, member: int) -> list[dict]:
+        """The search tree of a problem in a round (empty where its sampler did not search), in
+        node order: the root first, each node after its parent."""
+        if self.upgrade:
+            return []
+        rows = self.db.execute("SELECT node, parent, step, value, visits, q, terminal FROM nodes WHERE round = ? "
+                               "AND problem = ? AND member = ? ORDER BY node", (round_, problem, member))
+        return [{"node": k, "parent": parent, "step": step, "value": v, "visits": visits, "q": q,
+                 "terminal": bool(end)} for k, parent, step, v, visits, q, end in rows]
 
     def _scores(self, attempt_id: int) -> list[dict]:
         rows = self.db.execute("SELECT judge, value, passed, reason FROM scores WHERE attempt = ? ORDER BY judge",

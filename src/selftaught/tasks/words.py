@@ -61,3 +61,45 @@ class WordArithmetic:
     def equivalents(self, problem: Problem) -> list[Problem]:
         a, op, b = problem.data
         return [self.make(b, op, a, problem.difficulty)] if a != b and op != "-" else []
+
+
+@dataclass
+class WordSteps:
+    """Chains of operations asked in English, answered one step a line:
+    ``Compute 7 + 5 - 3, one step a line.`` -> ``7 + 5 = 12\\n12 - 3 = 9``. The answer is the reply's
+    last number; its lines are the steps a tree search grows and a process value judges.
+    Difficulty = operations (one-digit operands, + and -, and from 3 on one *)."""
+
+    name: str = "word-steps"
+    alphabet: str = WordArithmetic.alphabet
+    min_difficulty: int = 1
+    step_separator: str = "\n"
+    max_answer_tokens: int = 64
+
+    def sample(self, rng: random.Random, difficulty: int) -> Problem:
+        if not 1 <= difficulty <= 5:
+            raise ValueError(f"word-steps has difficulties 1..5, not {difficulty}")
+        numbers = [rng.randint(1, 9) for _ in range(difficulty + 1)]
+        ops = [rng.choice("+-") for _ in range(difficulty)]
+        if difficulty >= 3:
+            ops[rng.randrange(difficulty)] = "*"
+        return Problem(f"Compute {numbers[0]} " + " ".join(f"{o} {n}" for o, n in zip(ops, numbers[1:]))
+                       + ", left to right, one step a line.", difficulty, (tuple(numbers), tuple(ops)))
+
+    def target(self, problem: Problem) -> str:
+        numbers, ops = problem.data
+        acc, lines = numbers[0], []
+        for op, n in zip(ops, numbers[1:]):
+            made = _APPLY[op](acc, n)
+            lines.append(f"{acc} {op} {n} = {made}")
+            acc = made
+        return "\n".join(lines)
+
+    def check(self, problem: Problem, answer: str) -> bool:
+        return last_number(answer) == last_number(self.target(problem))
+
+    def answer_length(self, problem: Problem) -> None:
+        return None
+
+    def equivalents(self, problem: Problem) -> list[Problem]:
+        return []
