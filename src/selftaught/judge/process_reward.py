@@ -46,9 +46,11 @@ class ProcessRewardJudge:
         for m, model in enumerate(self.members):
             jobs = [(i, prefix) for i, a in enumerate(attempts) if a.member == m
                     for prefix in step_prefixes(a.text, sep)]
-            prompts = [attempts[i].problem.prompt + prefix for i, prefix in jobs for _ in range(self.rollouts)]
+            prompts = [attempts[i].problem.prompt for i, _ in jobs for _ in range(self.rollouts)]
+            prefixes = [prefix for _, prefix in jobs for _ in range(self.rollouts)]  # in the reply, not the prompt
             tails = [c.text for c in model.generate(prompts, [None] * len(prompts), temperature=self.temperature,
-                                                    batch_size=self.batch_size, generator=self.generator)]
+                                                    batch_size=self.batch_size, generator=self.generator,
+                                                    prefixes=prefixes)]
             for j, (i, prefix) in enumerate(jobs):
                 wins = sum(task.check(attempts[i].problem, prefix + t)
                            for t in tails[j * self.rollouts:(j + 1) * self.rollouts])
