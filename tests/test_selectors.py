@@ -276,7 +276,9 @@ def test_process_reward_is_the_weakest_steps_rollout_success():
 
     outcomes = {"3+4*2=7;": ["4", "4", "5", "4"], "3+4*2=1;": ["9", "9", "9", "4"]}
     policy = CharPolicy(model, tok)
-    policy.generate = lambda prompts, limits, **kw: [Completion(outcomes[p].pop(), [], []) for p in prompts]
+    # a rollout goes on from its step prefix, inside the reply
+    policy.generate = lambda prompts, limits, prefixes, **kw: [Completion(outcomes[p + x].pop(), [], [])
+                                                               for p, x in zip(prompts, prefixes)]
     judge = ProcessRewardJudge([policy], rollouts=4, threshold=0.5)
     values = judge.step_values(Scripted(), attempts([(P0, ["7;4", "1;4"])]))
     assert values == [[0.75, 1.0], [0.25, 1.0]]  # 3 of 4 rollouts from "7;" succeed, 1 of 4 from "1;"
