@@ -93,7 +93,7 @@ class ProcessValueJudge:
             return {}
         figures = step_figures(trees) if any(tree.iterations for _, _, tree in trees) else {}
         if self.separate and not self.copies:
-            self.copies = [copy.deepcopy(getattr(m, "policy", m)) for m in self.members]
+            self.copies = self._copied()
         rng = random.Random(f"{tools.seed}-process-value-{tools.round}")
         losses = []
         with tools.phase("value", t.steps * len(self.members)) as bar:
@@ -116,9 +116,13 @@ class ProcessValueJudge:
 
     def load(self, directory: Path) -> None:
         if self.separate and (directory / "value-0").is_dir():
-            self.copies = [copy.deepcopy(getattr(m, "policy", m)) for m in self.members]
+            self.copies = self._copied()
             for m, model in enumerate(self.copies):
                 model.load(directory / f"value-{m}")
+
+    def _copied(self) -> list[Policy]:
+        """A trainable copy of each member's own policy (the driver's, not its replicas')."""
+        return [copy.deepcopy(getattr(m, "policy", m)) for m in self.members]
 
     def _seed_trees(self, task: Task, tools: Tools) -> list[tuple[Problem, int, Tree]]:
         """Prefix trees of sampled attempts at labelled seed problems (their nodes' values unknown: 0)."""

@@ -90,12 +90,13 @@ class TreeSearch:
                     tree = trees[t]
                     steps: dict[str, tuple[float, bool]] = {}
                     had = {tree.nodes[c].step: c for c in tree.nodes[i].children}
+                    last = tree.depth(i) + 1 >= b.max_steps  # its steps are answers whatever they end with
                     for c in drawn[k * b.width:(k + 1) * b.width]:
                         tree.tokens += len(c.ids)
                         # an answer ends at EOS; a step ends at its separator, or where its token
                         # budget cut it (a long line of a reply: the next step goes on with it)
                         cut = len(c.ids) >= b.step_tokens and not c.text.endswith(sep)
-                        ended = (not c.text.endswith(sep) and not cut) or tree.depth(i) + 1 >= b.max_steps
+                        ended = (not c.text.endswith(sep) and not cut) or last
                         if c.text in had:  # a step drawn again is a visit of the child it made
                             tree.backup(had[c.text], [tree.nodes[had[c.text]].value])
                         else:
