@@ -19,7 +19,7 @@ from selftaught.recipe import RecipeError, load_recipe  # noqa: E402
 CHARS = "0123456789+=?YN| abcdefghijklmnopqrstuvwxyz"
 
 
-def build_tiny(directory: Path, seed: int = 0, chars: str = CHARS) -> Path:
+def build_tiny(directory: Path, seed: int = 0, chars: str = CHARS, positions: int = 128) -> Path:
     """A 2-layer Llama and a character-level fast tokenizer (of ``chars``) with a chat template,
     saved as a model directory."""
     from tokenizers import Tokenizer, decoders, models, processors
@@ -35,7 +35,7 @@ def build_tiny(directory: Path, seed: int = 0, chars: str = CHARS) -> Path:
                                "{% if add_generation_prompt %}a {% endif %}")
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=positions, pad_token_id=0,
                       eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # weights large enough that answers differ from prompt to prompt

@@ -207,6 +207,16 @@ def test_ray_runs_store_what_the_local_run_stores(tmp_path, monkeypatch):
         Run(load_recipe(search, [*on_ray, "engine.workers=2"]), tmp_path / "search-ray").execute()
         searched = run_fingerprint(tmp_path / "search-ray")
         assert searched["nodes"] and searched == run_fingerprint(tmp_path / "search-local")
+
+        # a challenger: the same proposals (and all else) whichever worker wrote which
+        from test_self_play import tiny_challenger
+
+        path, overrides = tiny_challenger(tmp_path / "challenger")
+        overrides = [*overrides, "run.rounds=1"]
+        Run(load_recipe(path, overrides), tmp_path / "challenger-local").execute()
+        Run(load_recipe(path, [*overrides, *on_ray, "engine.workers=2"]), tmp_path / "challenger-ray").execute()
+        played = run_fingerprint(tmp_path / "challenger-ray")
+        assert played["proposals"] and played == run_fingerprint(tmp_path / "challenger-local")
     finally:
         ray.shutdown()
 

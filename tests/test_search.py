@@ -27,6 +27,7 @@ from selftaught.sample.search import Budget, TreeSearch, tokens_of
 from selftaught.sample.tree import Tree, monte_carlo_targets, prefix_tree, puct, rest_mcts_targets, select, uct
 from selftaught.store import RunStore
 from selftaught.store.fingerprint import run_fingerprint
+from selftaught.store.sqlite import SCHEMA_VERSION
 from selftaught.tasks.countdown import Countdown, apply_steps
 from selftaught.tasks.tokenizer import CharTokenizer
 
@@ -437,4 +438,5 @@ def test_a_store_of_the_schema_before_trees_opens_and_gains_them_when_written(tm
         pass
     with RunStore(tmp_path / "run") as store:
         version = store.db.execute("SELECT value FROM run WHERE key = 'schema_version'").fetchone()[0]
-        assert version == "4" and store.db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0] == 0
+        assert version == str(SCHEMA_VERSION) and store.db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0] == 0
+        assert store.proposals(0) == []

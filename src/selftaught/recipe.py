@@ -62,6 +62,8 @@ class MonitorSettings:
                                         "(0 = off)", min=0.0, max=1.0)
     collapse_entropy: float = setting(0.0, "alarm when answer entropy per query (nats) falls below this (0 = off)",
                                       min=0.0)
+    collapse_proposals: float = setting(0.5, "alarm when the share of distinct problems among a challenger's "
+                                        "valid proposals falls below this (0 = off)", min=0.0, max=1.0)
     balance_target: int = setting(4, "n* of the balance score: distinct correct answers a query needs to score "
                                   "fully (B-STaR's selector maximises the same score)", min=1)
 

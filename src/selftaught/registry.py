@@ -40,7 +40,7 @@ METHODS = {
     "judge": ("score",),
     "selector": ("select",),
     "learner": ("for_round", "learn"),
-    "curriculum": ("propose", "trained_up_to", "update", "state_dict", "load_state_dict"),
+    "curriculum": ("propose", "admit", "update", "state_dict", "load_state_dict"),
 }
 
 # the key of a part's section that names its type: `type`, except for the task, which recipes have

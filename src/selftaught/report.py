@@ -310,6 +310,9 @@ def _figures(store: RunStore, pass1: dict[int, tuple[float, float]]) -> list[tup
                 "pass@1 is held-out greedy exact match; the others are over each round's own samples, graded after "
                 "selection. Red lines: rounds where the collapse alarm fired.", _png(fig)))
 
+    if "proposal_valid" in names:
+        out.append(_proposals_figure(store, rounds, by_round, plt, np))
+
     phases = {r["round"]: r["phases"] for r in store.rounds()}
     names = sorted({p for ph in phases.values() for p in ph})
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -323,6 +326,54 @@ def _figures(store: RunStore, pass1: dict[int, tuple[float, float]]) -> list[tup
     _legend(ax, fontsize=8)
     out.append(("Time per phase", "Where each round's wall time went.", _png(fig)))
     return out
+
+
+def _proposals_figure(store: RunStore, rounds: list[int], by_round, plt, np) -> tuple[str, str, str]:
+    """A challenger's proposals per round: validity and diversity, the solver's solve rates, and the
+    proposals' difficulty."""
+    from selftaught.curriculum.challenger import HISTOGRAM
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    ax = axes[0]
+    for name, label in (("proposal_valid", "valid"), ("proposal_distinct", "distinct (of valid)"),
+                        ("proposal_repetition", "BLEU cluster share"),
+                        ("proposal_ngram_repetition", "repeated bigrams"),
+                        ("proposal_in_band", "in the solver's band"), ("pseudo_label_precision", "vote label right")):
+        values = store.metric(name)
+        xs = [r for r in rounds if values.get(r) is not None]
+        if xs:
+            ax.plot(xs, [values[r] for r in xs], marker="o", label=label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("validity and diversity", fontsize=10)
+    by_round(ax)
+    _legend(ax, fontsize=7)
+    ax = axes[1]
+    bottom = np.zeros(len(rounds))
+    for b in range(HISTOGRAM):
+        values = store.metric(f"proposal_solve_{b}")
+        shares = np.array([_nan(values.get(r)) for r in rounds])
+        shares = np.where(np.isnan(shares), 0.0, shares)
+        ax.bar([str(r) for r in rounds], shares, bottom=bottom, color=plt.cm.viridis(b / (HISTOGRAM - 1)),
+               label=f"{b / HISTOGRAM:.1f}-{(b + 1) / HISTOGRAM:.1f}")
+        bottom += shares
+    ax.set_title("solver's solve rate (share of valid proposals)", fontsize=10)
+    ax.set_xlabel("round")
+    _legend(ax, fontsize=7, title="solve rate", title_fontsize=7)
+    ax = axes[2]
+    per_round = {r: [p["difficulty"] for p in store.proposals(r) if p["difficulty"] is not None] for r in rounds}
+    shown = [r for r in rounds if per_round[r]]
+    if shown:
+        ax.boxplot([per_round[r] for r in shown], positions=range(len(shown)))
+        ax.set_xticks(range(len(shown)), [str(r) for r in shown])
+    ax.set_title("difficulty of valid proposals", fontsize=10)
+    ax.set_xlabel("round")
+    alarms = store.metric("collapse_alarm")
+    for r, v in alarms.items():
+        if v and r in rounds:
+            axes[0].axvline(r, color="red", alpha=0.3)
+    return ("Proposals", "What the challenger wrote each round: the share the task could read and compute, how "
+            "many were distinct, how often the solver solved them, and how hard they were. Red lines: rounds where "
+            "an alarm fired.", _png(fig))
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:

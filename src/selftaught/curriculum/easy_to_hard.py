@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from selftaught.curriculum.outcome import Outcome
+from selftaught.select.consensus import Selection, drop_harder_than
 from selftaught.tasks.base import Problem, Task
 
 
@@ -42,9 +44,13 @@ class EasyToHard:
         stop = self.stopped_at(keep_rate)
         return self.difficulties()[-1] if stop is None else stop
 
-    def update(self, keep_rate: dict[int, float]) -> None:
-        stop = self.stopped_at(keep_rate)
+    def admit(self, outcome: Outcome, selection: Selection) -> Selection:
+        return drop_harder_than(selection, outcome.batch.attempts, self.trained_up_to(outcome.keep_rate))
+
+    def update(self, outcome: Outcome) -> dict[str, float]:
+        stop = self.stopped_at(outcome.keep_rate)
         self.frontier = self.difficulties()[-1] if stop is None else stop - 1
+        return {}
 
     def state_dict(self) -> dict:
         return {"frontier": self.frontier}

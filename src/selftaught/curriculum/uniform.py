@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from selftaught.curriculum.outcome import Outcome
+from selftaught.select.consensus import Selection
 from selftaught.tasks.base import Problem, Task
 
 
@@ -36,11 +38,11 @@ class Uniform:
             return [task.sample(rng, d) for d in levels]
         return [task.sample(rng, rng.randint(self.low, self.high)) for _ in range(self.problems_per_round)]
 
-    def trained_up_to(self, keep_rate: dict[int, float]) -> int:
-        return self.high
+    def admit(self, outcome: Outcome, selection: Selection) -> Selection:
+        return selection
 
-    def update(self, keep_rate: dict[int, float]) -> None:
-        pass  # the range is fixed
+    def update(self, outcome: Outcome) -> dict[str, float]:
+        return {}  # the range is fixed
 
     def state_dict(self) -> dict:
         return {}

@@ -27,6 +27,7 @@ import torch
 
 from selftaught import __version__, faults
 from selftaught.context import Context, Phase, Tools
+from selftaught.curriculum import Outcome, WritesProblems
 from selftaught.engine.executors import Replicated, make_executor
 from selftaught.judge import Score
 from selftaught.judge.filters import Keeps, Trains
@@ -44,7 +45,7 @@ from selftaught.registry import build
 from selftaught.sample.attempts import Attempt
 from selftaught.sample.draws import Draws
 from selftaught.sample.samplers import Request
-from selftaught.select import Selection, drop_harder_than, rewards
+from selftaught.select import Selection, rewards
 from selftaught.select.selectors import Batch, Tunes, Tuning
 from selftaught.store import FILENAME, AttemptRecord, RoundRecord, RunStore, StoreError
 from selftaught.store.checkpoint import restore_rng_states, rng_states, round_dir, verify, write_checkpoint
@@ -71,6 +72,7 @@ class RoundReport:
     step_losses: list[tuple[int, int, float]] = field(default_factory=list, repr=False)  # (member, step, loss)
     attempts: list[AttemptRecord] = field(default_factory=list, repr=False)
     training_data: Dataset | None = field(default=None, repr=False)
+    proposals: list[tuple] = field(default_factory=list, repr=False)  # a challenger's, as the store keeps them
 
 
 class Reporter(Protocol):
@@ -272,7 +274,8 @@ class Run:
         self.draws.start_round(round_)
         tools = self._tools(round_, clock)
         learner = self.learner.for_round(round_)  # the recipe's learner, or the warm-up it names for this round
-        problems = self.curriculum.propose(self.task, self.rng)                                     # propose
+        with clock("propose"):
+            problems = self.curriculum.propose(self.task, self.rng)                                 # propose
         tuning = self._tune(tools, clock)  # a selector may set the round's sampling first (B-STaR)
         job = LearnJob(round_, problems, tools, tuning.temperature)
         gather = partial(self._gather, round_, clock, learner.consumes, tuning.temperature)
@@ -282,11 +285,11 @@ class Run:
         else:
             batch, selection = gather(self.policies, None, problems, 0)                  # sample, judge, select
             keep_rate = _keep_rate(problems, selection)
-            # labels past where the curriculum's gate stopped are not trained on
-            selection = drop_harder_than(selection, batch.attempts, self.curriculum.trained_up_to(keep_rate))
+            # the curriculum's say on what is trained on (a gate's frontier, a challenger's band)
+            selection = self.curriculum.admit(Outcome(problems, batch, keep_rate, tools), selection)
             learned = learner.learn(replace(job, batch=batch, selection=selection))                 # learn
         taught = self._train_judges(tools)
-        self.curriculum.update(keep_rate)
+        taught |= self.curriculum.update(Outcome(problems, batch, keep_rate, tools))
         accuracy, figures = self._measure(tools)                                                    # measure
         return self._report(round_, clock, problems, batch, selection, learned, keep_rate, accuracy,
                             figures | taught, tuning)
@@ -369,7 +372,7 @@ class Run:
         attempts = batch.attempts
         figures |= sample_figures(self.task, attempts, batch.scores, batch.reward, selection, pass_k=mon.pass_k,
                                   pass_s=mon.pass_s, balance_target=mon.balance_target)
-        alarms = collapse_alarm(figures, mon.collapse_diversity, mon.collapse_entropy)
+        alarms = collapse_alarm(figures, mon.collapse_diversity, mon.collapse_entropy, mon.collapse_proposals)
         figures["collapse_alarm"] = float(bool(alarms))
         figures |= tuning.figures
         # a revision's label is its whole transcript: the audit grades answers only
@@ -384,11 +387,20 @@ class Run:
                                  a.worker, a.version, None if a.tree is None else trees[id(a.tree)])
                    for i, a in enumerate(attempts)]
         return RoundReport(round_, self.curriculum.frontier, accuracy, reach(accuracy, mon.threshold),
-                           tail_mean(learned.steps), made=len(attempts), kept=len(selection.examples) or
-                           len(selection.pairs) or sum(selection.kept_attempts),
+                           tail_mean(learned.steps), proposals=self._proposals(), made=len(attempts),
+                           kept=len(selection.examples) or len(selection.pairs) or sum(selection.kept_attempts),
                            rejected_by=selection.rejected_by, kept_precision=precision, keep_rate=keep_rate,
                            phases=clock.phases, wall_s=clock.total(), figures=figures, alarms=alarms,
                            step_losses=learned.steps, attempts=records, training_data=learned.data)
+
+    def _proposals(self) -> list[tuple]:
+        """The round's proposals, if the curriculum wrote its problems, as the store keeps them."""
+        if not isinstance(self.curriculum, WritesProblems):
+            return []
+        return [(p.group, p.prompt, p.text, None if p.problem is None else p.problem.prompt,
+                 None if p.problem is None else p.problem.difficulty, p.reason,
+                 None if p.problem is None else self.task.target(p.problem), p.label, p.solve_rate, p.reward)
+                for p in self.curriculum.proposals()]
 
     # ---- persistence -----------------------------------------------------------------------------
 
@@ -398,6 +410,8 @@ class Run:
         for i, judge in enumerate(self.judges):  # a judge's own weights (a separate value model)
             if isinstance(judge, Keeps):
                 judge.save(directory / f"judge-{i}")
+        if isinstance(self.curriculum, Keeps):  # a challenger's own model
+            self.curriculum.save(directory / "curriculum")
         torch.save({"rng": rng_states(self.rng), "curriculum": self.curriculum.state_dict(),
                     "versions": [p.version for p in self.policies],
                     "selector": {}}, directory / "state.pt")  # no selector keeps state across rounds
@@ -409,6 +423,8 @@ class Run:
         for i, judge in enumerate(self.judges):
             if isinstance(judge, Keeps):
                 judge.load(directory / f"judge-{i}")
+        if isinstance(self.curriculum, Keeps):
+            self.curriculum.load(directory / "curriculum")
         state = torch.load(directory / "state.pt", weights_only=True)
         restore_rng_states(state["rng"], self.rng)
         for policy, version in zip(self.policies, state.get("versions", [])):
@@ -435,12 +451,13 @@ class Run:
         data = report.training_data
         store.commit_round(
             RoundRecord(report.round, report.wall_s, report.phases, metrics, report.step_losses, report.attempts,
-                        (data.difficulties, [_stored(e) for e in data.examples]) if data else None, files),
+                        (data.difficulties, [_stored(e) for e in data.examples]) if data else None, files,
+                        report.proposals),
             before_commit=lambda: faults.point("commit", report.round))
         if board is not None:
             board.round(report.round, metrics, report.phases)
         # The round is durable; the in-memory copies of its attempts are not needed any more.
-        report.attempts, report.step_losses, report.training_data = [], [], None
+        report.attempts, report.step_losses, report.training_data, report.proposals = [], [], None, []
         self.reports.append(report)
         self.reporter.round_done(report)
 

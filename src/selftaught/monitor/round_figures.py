@@ -87,9 +87,13 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
     return {name: v for name, v in out.items()}
 
 
-def collapse_alarm(figures: dict[str, float], min_diversity: float, min_entropy: float) -> list[str]:
+def collapse_alarm(figures: dict[str, float], min_diversity: float, min_entropy: float,
+                   min_proposals: float = 0.0) -> list[str]:
     """What fell past its bound this round (empty when nothing did, or the bounds are off)."""
     fired = []
+    distinct = figures.get("proposal_distinct")
+    if min_proposals and distinct is not None and distinct < min_proposals:
+        fired.append(f"distinct proposals {distinct:.3f} < {min_proposals:g}: the challenger repeats itself")
     div, ent = figures.get("distinct_answers"), figures.get("answer_entropy")
     if min_diversity and div is not None and div < min_diversity:
         fired.append(f"distinct answers per query {div:.3f} < {min_diversity:g}")

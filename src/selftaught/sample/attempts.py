@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -62,8 +62,16 @@ def answer(
 def replies(policy: Policy, task: Task, problems: Sequence[Problem], **decoding: Any) -> list[tuple[Completion, bool]]:
     """Each answer as ``answer`` decodes it, and whether it ended on its own within its budget."""
     limits = [answer_limit(task, p) for p in problems]
-    done = policy.generate([p.prompt for p in problems], limits, **decoding)
-    return [(c, ended(c, n)) for c, n in zip(done, limits)]
+    prefixes = [p.prefix for p in problems]
+    if not any(prefixes):
+        done = policy.generate([p.prompt for p in problems], limits, **decoding)
+        return [(c, ended(c, n)) for c, n in zip(done, limits)]
+    # a reply begun by its problem (ExIt): the policy writes the rest, within what the prefix leaves
+    # of the budget; the text is the whole reply (the checker and SFT see it), ids and logps the rest's
+    limits = [n if n is None or not x else max(1, n - len(policy.tokenizer.encode(x)))
+              for n, x in zip(limits, prefixes)]
+    done = policy.generate([p.prompt for p in problems], limits, prefixes=prefixes, **decoding)
+    return [(replace(c, text=x + c.text), ended(c, n)) for c, n, x in zip(done, limits, prefixes)]
 
 
 def ended(completion: Completion, limit: int | None) -> bool:

@@ -4,7 +4,7 @@ for SFT, pairs for DPO or groups for GRPO, and per attempt whether it was used a
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from selftaught.judge.filters import Score
@@ -103,17 +103,25 @@ def keep_own_agreeing(attempts: Sequence[Attempt], scores: dict[str, list[Score]
 def drop_harder_than(selection: Selection, attempts: Sequence[Attempt], top: int) -> Selection:
     """The selection without its examples of problems harder than ``top`` (an easy-to-hard
     curriculum's gate); their attempts are marked as not used, with the reason."""
-    by_prompt = {a.problem.prompt: a.problem.difficulty for a in attempts}
-    by_id = {a.problem_id: a.problem.difficulty for a in attempts}
-    if max(by_id.values(), default=0) <= top or not selection.examples:  # pairs and groups are left whole
+    return keep_problems(selection, attempts, lambda a: a.problem.difficulty <= top,
+                         f"difficulty above {top}, where the gate stopped: not trained on")
+
+
+def keep_problems(selection: Selection, attempts: Sequence[Attempt], keep: Callable[[Attempt], bool], why: str
+                  ) -> Selection:
+    """The selection without the examples of problems ``keep`` refuses (judged on any of their
+    attempts); their attempts are marked as not used, with ``why``. Pairs and groups are left whole."""
+    ok = [keep(a) for a in attempts]
+    if all(ok) or not selection.examples:
         return selection
-    why = f"; difficulty above {top}, where the gate stopped: not trained on"
-    easy = [a.problem.difficulty <= top for a in attempts]
+    by_prompt = {a.problem.prompt: k for a, k in zip(attempts, ok)}
+    by_id = {a.problem_id: k for a, k in zip(attempts, ok)}
     own = selection.member_examples
     return replace(
         selection,
-        examples=[e for e in selection.examples if by_prompt[e.prompt] <= top],
-        kept_problems=[i for i in selection.kept_problems if by_id[i] <= top],
-        kept_attempts=[k and ok for k, ok in zip(selection.kept_attempts, easy)],
-        reasons=[r + why if k and not ok else r for r, k, ok in zip(selection.reasons, selection.kept_attempts, easy)],
-        member_examples=None if own is None else [[e for e in mine if by_prompt[e.prompt] <= top] for mine in own])
+        examples=[e for e in selection.examples if by_prompt[e.prompt]],
+        kept_problems=[i for i in selection.kept_problems if by_id[i]],
+        kept_attempts=[k and good for k, good in zip(selection.kept_attempts, ok)],
+        reasons=[f"{r}; {why}" if k and not good else r
+                 for r, k, good in zip(selection.reasons, selection.kept_attempts, ok)],
+        member_examples=None if own is None else [[e for e in mine if by_prompt[e.prompt]] for mine in own])

@@ -1,5 +1,5 @@
 """What two runs must share to count as the same run: final weights and optimizer state (bytes),
-every metric, every attempt, every search tree and every training loss. Wall times are left out."""
+every metric, every attempt, every search tree, every proposal and every training loss. Wall times are left out."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def run_fingerprint(run_dir: str | Path) -> dict:
             "scores": "SELECT attempt, judge, value, passed FROM scores ORDER BY attempt, judge",
             "losses": "SELECT round, member, step, value FROM losses ORDER BY round, member, step",
             "nodes": "SELECT * FROM nodes ORDER BY round, problem, member, node",
+            "proposals": "SELECT * FROM proposals ORDER BY round, id",
         }
         out = {name: db.execute(sql).fetchall() for name, sql in tables.items()}
     finally:

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 4  # 3: attempts record the worker and the weight version that drew them; 4: search trees
-_UPGRADABLE = 3  # an older schema this one opens (a writer adds what it lacks)
+SCHEMA_VERSION = 5  # 3: attempts record the worker and the weight version that drew them; 4: search trees;
+# 5: a challenger's proposals
+_UPGRADABLE = (3, 4)  # older schemas this one opens (a writer adds the tables they lack)
 FILENAME = "run.sqlite"
 LOCKFILE = "run.lock"
 
@@ -53,15 +54,20 @@ CREATE TABLE training_data (round INTEGER PRIMARY KEY, difficulties TEXT NOT NUL
 CREATE TABLE checkpoints (
     round INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (round, path)
 );
-""" + (_NODES := """
-CREATE TABLE nodes (
+""" + (_ADDED := """
+CREATE TABLE IF NOT EXISTS nodes (
     round INTEGER NOT NULL, problem INTEGER NOT NULL, member INTEGER NOT NULL, node INTEGER NOT NULL,
     parent INTEGER, step TEXT NOT NULL, value REAL, visits INTEGER NOT NULL, q REAL, terminal INTEGER NOT NULL,
     PRIMARY KEY (round, problem, member, node)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS proposals (
+    round INTEGER NOT NULL, id INTEGER NOT NULL, grp INTEGER NOT NULL, challenge TEXT NOT NULL, text TEXT NOT NULL,
+    problem TEXT, difficulty INTEGER, reason TEXT NOT NULL, executor_answer TEXT, label TEXT, solve_rate REAL,
+    reward REAL, PRIMARY KEY (round, id)
+) WITHOUT ROWID;
 """)
 
-_PER_ROUND = ("rounds", "metrics", "losses", "training_data", "checkpoints", "nodes")
+_PER_ROUND = ("rounds", "metrics", "losses", "training_data", "checkpoints", "nodes", "proposals")
 
 
 class StoreError(ValueError):
@@ -109,6 +115,9 @@ class RoundRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     training_data: tuple[Sequence[int], list[tuple[str, str]]] | None = None  # (difficulties, [(prompt, answer)])
     checkpoint: dict[str, str] = field(default_factory=dict)  # path relative to the run -> sha256
+    # a challenger's proposals: (group, challenge prompt, reply, problem prompt or None, difficulty, why refused,
+    # executor's answer, the solver's majority answer, solve rate, reward)
+    proposals: list[tuple] = field(default_factory=list)
 
 
 def fsync_path(path: Path) -> None:
@@ -170,7 +179,7 @@ class RunStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             if self.upgrade:
                 with self.db:
-                    self.db.executescript(_NODES)
+                    self.db.executescript(_ADDED)
                     self.db.execute("UPDATE run SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
                 self.upgrade = False
 
@@ -189,7 +198,7 @@ class RunStore:
             self.db.close()
             raise StoreError(f"{self.path}: written by a newer selftaught (store schema {found}, this version "
                              f"reads up to {SCHEMA_VERSION}); upgrade selftaught to use this run")
-        self.upgrade = found == _UPGRADABLE  # no nodes table yet: a writer adds it, a reader finds no trees
+        self.upgrade = found in _UPGRADABLE  # a writer adds the tables it lacks; a reader finds them empty
         if found < SCHEMA_VERSION and not self.upgrade:
             self.db.close()
             raise StoreError(f"{self.path}: store schema {found} is older than this selftaught's "
@@ -250,6 +259,9 @@ class RunStore:
                                 [(r, p, m, k, parent, step, _clean(v), visits, _clean(q), int(end))
                                  for (p, m), tree in trees.items()
                                  for k, (parent, step, v, visits, q, end) in enumerate(tree)])
+            self.db.executemany("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [(r, k, *row[:8], _clean(row[8]), _clean(row[9]))
+                                 for k, row in enumerate(record.proposals)])
             if record.training_data is not None:
                 levels, examples = record.training_data
                 self.db.execute("INSERT INTO training_data VALUES (?, ?, ?)",
@@ -369,12 +381,28 @@ class RunStore:
     def tree(self, round_: int, problem: int, member: int) -> list[dict]:
         """The search tree of a problem in a round (empty where its sampler did not search), in
         node order: the root first, each node after its parent."""
-        if self.upgrade:
+        if not self._has("nodes"):
             return []
         rows = self.db.execute("SELECT node, parent, step, value, visits, q, terminal FROM nodes WHERE round = ? "
                                "AND problem = ? AND member = ? ORDER BY node", (round_, problem, member))
         return [{"node": k, "parent": parent, "step": step, "value": v, "visits": visits, "q": q,
                  "terminal": bool(end)} for k, parent, step, v, visits, q, end in rows]
+
+    def proposals(self, round_: int) -> list[dict]:
+        """A challenger's proposals of a round with their fate (empty where the curriculum was given
+        its problems)."""
+        if not self._has("proposals"):
+            return []
+        cols = ("id", "group", "challenge", "text", "problem", "difficulty", "reason", "executor_answer", "label",
+                "solve_rate", "reward")
+        rows = self.db.execute("SELECT id, grp, challenge, text, problem, difficulty, reason, executor_answer, label, "
+                               "solve_rate, reward FROM proposals WHERE round = ? ORDER BY id", (round_,))
+        return [dict(zip(cols, row)) for row in rows]
+
+    def _has(self, table: str) -> bool:
+        """Whether the store has ``table`` (an older schema opened read-only may not)."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                               ).fetchone() is not None
 
     def _scores(self, attempt_id: int) -> list[dict]:
         rows = self.db.execute("SELECT judge, value, passed, reason FROM scores WHERE attempt = ? ORDER BY judge",

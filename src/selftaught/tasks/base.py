@@ -15,6 +15,7 @@ class Problem:
     prompt: str
     difficulty: int
     data: tuple = field(default=(), compare=False)
+    prefix: str = ""  # text the reply already begins with (ExIt's partial solution); the model goes on from it
 
 
 @runtime_checkable
@@ -42,4 +43,22 @@ class Task(Protocol):
 
     def equivalents(self, problem: Problem) -> list[Problem]:
         """Other phrasings of the same problem that must have the same answer (e.g. b+a for a+b)."""
+        ...
+
+
+class ProposalError(ValueError):
+    """Why a proposed problem is refused (one line): it costs the proposal its reward, never the run."""
+
+
+@runtime_checkable
+class Proposes(Protocol):
+    """A task whose problems a model may write itself (a challenger curriculum)."""
+
+    def challenge(self, examples: list[str]) -> str:
+        """The prompt asking for one new problem, showing ``examples`` (earlier proposals' prompts)."""
+        ...
+
+    def proposal(self, reply: str) -> Problem:
+        """The problem a challenger's ``reply`` proposes, its answer computed by the task's executor
+        where it has one; raises ``ProposalError`` saying why it cannot be read or computed."""
         ...

@@ -13,7 +13,8 @@ import random
 from dataclasses import dataclass
 
 from selftaught.tasks.answers import last_number
-from selftaught.tasks.base import Problem
+from selftaught.tasks.base import Problem, ProposalError
+from selftaught.tasks.expressions import ExpressionError, Limits, evaluate, find_expression
 
 # difficulty -> (operator, range of the first operand, range of the second)
 KINDS: dict[int, tuple[str, tuple[int, int], tuple[int, int]]] = {
@@ -25,6 +26,10 @@ KINDS: dict[int, tuple[str, tuple[int, int], tuple[int, int]]] = {
     6: ("-", (10, 50), (0, 9)),
 }
 _APPLY = {"+": lambda a, b: a + b, "*": lambda a, b: a * b, "-": lambda a, b: a - b}
+PROPOSED = "proposed"  # the first field of a proposed problem's data: (PROPOSED, expression, its value)
+# the form of a question, shown to a challenger until it has questions of its own: with the form
+# alone (no example) SmolLM2-135M wrote 7 readable questions of 48, with these two 23 (LOG.md)
+FORMAT = ("What is 4 + 7?", "What is 6 * 3?")
 
 
 @dataclass
@@ -45,8 +50,29 @@ class WordArithmetic:
         return Problem(f"What is {a} {op} {b}?", difficulty, (a, op, b))
 
     def target(self, problem: Problem) -> str:
+        if problem.data[0] == PROPOSED:
+            return str(problem.data[2])
         a, op, b = problem.data
         return str(_APPLY[op](a, b))
+
+    def challenge(self, examples: list[str]) -> str:
+        like = " or ".join(f"'{e}'" for e in (examples or FORMAT))
+        return f"Write a new math question like {like}. Reply with the question only."
+
+    def proposal(self, reply: str, limits: Limits = Limits()) -> Problem:
+        """``What is <expression>?`` read from a reply and computed by the restricted evaluator
+        (never Python's). Difficulty = operators + digits of the longest number - 1 (7 + 5: 1)."""
+        text = find_expression(reply)
+        if text is None:
+            raise ProposalError("no arithmetic expression in the reply")
+        try:
+            done = evaluate(text, limits)
+        except ExpressionError as e:
+            raise ProposalError(str(e)) from None
+        if done.operators == 0:
+            raise ProposalError("a number alone, not a question")
+        return Problem(f"What is {done.text}?", max(1, done.operators + done.digits - 1),
+                       (PROPOSED, done.text, done.value))
 
     def answer(self, reply: str) -> str | None:
         """What the checker reads of a reply: its last number."""
@@ -59,6 +85,8 @@ class WordArithmetic:
         return None
 
     def equivalents(self, problem: Problem) -> list[Problem]:
+        if problem.data[0] == PROPOSED:
+            return []
         a, op, b = problem.data
         return [self.make(b, op, a, problem.difficulty)] if a != b and op != "-" else []
 
