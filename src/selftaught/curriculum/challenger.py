@@ -14,7 +14,6 @@ The solver trains only on problems whose p lies in ``band``.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from collections import Counter
@@ -25,6 +24,7 @@ import torch
 
 from selftaught.curriculum.outcome import Outcome
 from selftaught.curriculum.repetition import cluster_shares
+from selftaught.engine.executors import trainable_copy
 from selftaught.learn.grpo import grpo_steps
 from selftaught.learn.sft import SFTSettings
 from selftaught.policy import Policy
@@ -48,6 +48,14 @@ class Proposal:
     label: str | None = None  # the solver's majority answer (its label without an executor)
     reward: float = math.nan
 
+    def row(self, task: Task) -> tuple:
+        """As the store's ``proposals`` table keeps it (the executor's answer read through the task)."""
+        problem = difficulty = answer = None
+        if self.problem is not None:
+            problem, difficulty, answer = self.problem.prompt, self.problem.difficulty, task.target(self.problem)
+        return (self.group, self.prompt, self.text, problem, difficulty, self.reason, answer, self.label,
+                self.solve_rate, self.reward)
+
 
 def learnability(p: float, kind: str) -> float:
     """The challenger's reward for a proposal its solver solves at rate ``p``."""
@@ -64,9 +72,9 @@ class Challenger:
         self.training = SFTSettings(lr=settings.lr, batch_size=settings.batch_size,
                                     weight_decay=supervised.weight_decay, warmup_steps=supervised.warmup_steps,
                                     decay_fraction=supervised.decay_fraction)
-        own = getattr(policies[0], "policy", policies[0])  # the driver's copy, not its replicas
-        self.own: Policy | None = {"policy": None, "separate": lambda: copy.deepcopy(own),
-                                   "frozen": own.frozen_copy}[settings.model]() if settings.model != "policy" else None
+        # the challenger's own model, made from the starting weights (None: it is the policy itself)
+        self.own: Policy | None = {"policy": lambda: None, "separate": lambda: trainable_copy(policies[0]),
+                                   "frozen": lambda: policies[0].frozen_copy()}[settings.model]()
         self.buffer: list[str] = []  # earlier valid proposals' prompts, the oldest first
         self.round: list[Proposal] = []
 
@@ -138,7 +146,7 @@ class Challenger:
         fresh = [p.problem.prompt for p in valid if 0.0 < p.solve_rate < 1.0]
         self.buffer = [b for b in self.buffer if b not in fresh] + list(dict.fromkeys(fresh))
         self.buffer = self.buffer[-s.buffer_size:]
-        return self._figures(valid, shares, losses, outcome)
+        return self._figures(valid, shares, losses)
 
     def _train(self, outcome: Outcome) -> list[float]:
         """Group-relative policy-gradient steps on the round's proposals (groups whose rewards are all
@@ -158,8 +166,7 @@ class Challenger:
             return grpo_steps(self.challenger, groups, s.steps, self.training, s.temperature, s.clip, 0.0, rng,
                               on_step=lambda step, loss: bar.advance())
 
-    def _figures(self, valid: list[Proposal], shares: list[float], losses: list[float], outcome: Outcome
-                 ) -> dict[str, float]:
+    def _figures(self, valid: list[Proposal], shares: list[float], losses: list[float]) -> dict[str, float]:
         n, low, high = max(1, len(self.round)), *self.s.band
         rates = [p.solve_rate for p in valid]
         figures = {"proposal_valid": len(valid) / n,

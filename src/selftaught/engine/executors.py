@@ -10,6 +10,7 @@ shards, their order and their random keys are the same either way, so the result
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -79,6 +80,12 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass  # the driver's own policies: nothing to let go of
+
+
+def trainable_copy(policy: Policy) -> Policy:
+    """A copy of a member's own weights (a ``Replicated``'s driver copy, not its replicas) that
+    trains apart from it: a separate value model, a separate challenger."""
+    return copy.deepcopy(getattr(policy, "policy", policy))
 
 
 class Replicated:

@@ -281,17 +281,18 @@ class Run:
         gather = partial(self._gather, round_, clock, learner.consumes, tuning.temperature)
         if learner.gathers:  # it samples, judges and selects step by step as it learns
             learned = learner.learn(replace(job, gather=gather))                                    # learn
-            batch, selection, keep_rate = learned.batch, learned.selection, _keep_rate(problems, learned.selection)
+            batch, selection = learned.batch, learned.selection
+            outcome = Outcome(problems, batch, _keep_rate(problems, selection), tools)
         else:
             batch, selection = gather(self.policies, None, problems, 0)                  # sample, judge, select
-            keep_rate = _keep_rate(problems, selection)
+            outcome = Outcome(problems, batch, _keep_rate(problems, selection), tools)
             # the curriculum's say on what is trained on (a gate's frontier, a challenger's band)
-            selection = self.curriculum.admit(Outcome(problems, batch, keep_rate, tools), selection)
+            selection = self.curriculum.admit(outcome, selection)
             learned = learner.learn(replace(job, batch=batch, selection=selection))                 # learn
         taught = self._train_judges(tools)
-        taught |= self.curriculum.update(Outcome(problems, batch, keep_rate, tools))
+        taught |= self.curriculum.update(outcome)
         accuracy, figures = self._measure(tools)                                                    # measure
-        return self._report(round_, clock, problems, batch, selection, learned, keep_rate, accuracy,
+        return self._report(round_, clock, problems, batch, selection, learned, outcome.keep_rate, accuracy,
                             figures | taught, tuning)
 
     # ---- stages ----------------------------------------------------------------------------------
@@ -397,10 +398,7 @@ class Run:
         """The round's proposals, if the curriculum wrote its problems, as the store keeps them."""
         if not isinstance(self.curriculum, WritesProblems):
             return []
-        return [(p.group, p.prompt, p.text, None if p.problem is None else p.problem.prompt,
-                 None if p.problem is None else p.problem.difficulty, p.reason,
-                 None if p.problem is None else self.task.target(p.problem), p.label, p.solve_rate, p.reward)
-                for p in self.curriculum.proposals()]
+        return [p.row(self.task) for p in self.curriculum.proposals()]
 
     # ---- persistence -----------------------------------------------------------------------------
 

@@ -14,12 +14,12 @@ problems.
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from selftaught.engine.executors import trainable_copy
 from selftaught.judge.filters import Score, each_members_own
 from selftaught.judge.self_verdict import (
     SelfVerdictJudge,
@@ -122,7 +122,7 @@ class ProcessValueJudge:
 
     def _copied(self) -> list[Policy]:
         """A trainable copy of each member's own policy (the driver's, not its replicas')."""
-        return [copy.deepcopy(getattr(m, "policy", m)) for m in self.members]
+        return [trainable_copy(m) for m in self.members]
 
     def _seed_trees(self, task: Task, tools: Tools) -> list[tuple[Problem, int, Tree]]:
         """Prefix trees of sampled attempts at labelled seed problems (their nodes' values unknown: 0)."""
