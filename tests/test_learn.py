@@ -72,3 +72,35 @@ def test_replay_mix_draws_newest_share_and_weights_by_levels():
         counts[e.prompt] += 1
     assert abs(counts["c"] / 20000 - 0.5) < 0.02  # newest
     assert abs(counts["a"] / counts["b"] - 3.0) < 0.3  # 3 levels against 1
+
+
+def test_grpo_micro_batches_give_the_same_gradient_as_one_pass():
+    """An on-policy GRPO step split into passes of 3 completions (groups cut across passes) has the
+    gradient of the whole step in one pass, KL term included."""
+    from selftaught.learn.grpo import grpo_fresh_steps
+    from selftaught.select.consensus import Group
+
+    class Recording(CharPolicy):
+        def step(self, lr, backward):  # the step's gradient, kept instead of applied
+            self.model.zero_grad()
+            loss = backward()
+            self.grads = [p.grad.clone() for p in self.model.parameters()]
+            return loss
+
+    rng = random.Random(0)
+    problems = [task.sample(rng, 2) for _ in range(3)]
+    groups = [Group(p.prompt, [task.target(p), "1", "23", task.target(p)[:-1] or "9"], [1.0, 0.0, 0.0, 0.5])
+              for p in problems]
+    reference = CharPolicy(tiny(), tok)
+    with torch.no_grad():  # a reference apart from the policy, so that the KL has a gradient
+        for p in reference.model.parameters():
+            p.mul_(0.9)
+    grads = []
+    for micro in (0, 3):
+        policy = Recording(tiny(), tok, torch.optim.SGD(tiny().parameters(), lr=0.1))
+        grpo_fresh_steps(policy, lambda step: (groups, 4), 1, SFTSettings(warmup_steps=0), 1.0, 0.1, reference,
+                         micro_batch=micro)
+        grads.append(policy.grads)
+    assert max(g.abs().max().item() for g in grads[0]) > 1e-3
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-5)

@@ -72,3 +72,33 @@ def test_diversity_calibration_gap_transitions_gini():
     assert (fixed, broken) == (0.25, 0.25)
     assert m.gini([1, 1, 1, 1]) == 0.0
     assert m.gini([0, 0, 0, 4]) == pytest.approx(0.75)  # (n-1)/n when one query takes all
+
+
+def test_held_out_pass_at_k_counts_each_problems_right_replies():
+    """``monitor.eval_samples``: n replies to each held-out problem, of which the test fixes how many
+    are right; pass@k is each problem's chance that k of its n replies, drawn without replacement,
+    hold a right one (counted here by enumerating the subsets), averaged."""
+    from selftaught.monitor import sampled_pass_at_k
+    from selftaught.policy import Completion
+    from selftaught.tasks.words import WordArithmetic
+
+    task, n, right = WordArithmetic(), 4, [0, 1, 3, 4]
+    problems = [task.sample(random.Random(i), 1) for i in range(len(right))]
+
+    class Fixed:
+        def generate(self, prompts, limits, **kw):
+            seen: dict[str, int] = {}
+            out = []
+            for prompt in prompts:
+                p = problems[[q.prompt for q in problems].index(prompt)]
+                k = seen[prompt] = seen.get(prompt, -1) + 1
+                good = k < right[problems.index(p)]
+                out.append(Completion(task.target(p) if good else "I do not know.", [], []))
+            return out
+
+    figures = sampled_pass_at_k(Fixed(), task, problems, n, temperature=1.0)
+    assert set(figures) == {"eval_pass@1", "eval_pass@2", "eval_pass@4"}
+    for k in (1, 2, 4):
+        chance = [sum(any(i < c for i in subset) for subset in itertools.combinations(range(n), k))
+                  / math.comb(n, k) for c in right]
+        assert figures[f"eval_pass@{k}"] == pytest.approx(sum(chance) / len(chance))

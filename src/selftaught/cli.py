@@ -335,11 +335,38 @@ def report(
         from selftaught.report import write_report
 
         if out is not None:
-            if out.is_dir():
-                raise UsageError(f"--out {out}: is a directory; give the report's file name, such as {out}/report.html")
-            if not out.parent.is_dir():
-                raise UsageError(f"--out {out}: {out.parent} is not an existing directory")
+            check_out_file(out, "report.html")
         path = write_report(run_dir, out)
+    console.print(f"wrote {path}")
+
+
+def check_out_file(out: Path, example: str) -> None:
+    """``--out`` of a page must name a file in an existing directory; checked before anything is read."""
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a directory; give the file's name, such as {out / example}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: {out.parent} is not an existing directory")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories, one or more")],
+    out: Annotated[Path, typer.Option(help="where to write the page")] = Path("compare.html"),
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Runs side by side: held-out pass@1 by round against minutes and sampled tokens (table and HTML page)."""
+    with user_errors(debug):
+        from selftaught.compare import COLUMNS, cells, read_runs, write_page
+
+        check_out_file(out, "compare.html")
+        comparison = read_runs(run_dirs)
+        table = Table(*COLUMNS, title=f"{comparison.title()}: held-out pass@1 by round", title_justify="left")
+        for row in comparison.rows:
+            table.add_row(*(escape(c) for c in cells(row)))
+        console.print(table)
+        for note in comparison.notes:
+            console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        path = write_page(comparison, out)
     console.print(f"wrote {path}")
 
 

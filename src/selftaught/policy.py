@@ -57,8 +57,15 @@ class Policy(Protocol):
         """Back-propagate the token-mean next-token loss of the answers; returns its value."""
         ...
 
-    def log_odds(self, texts: Sequence[str], yes: str, no: str) -> Any:
-        """log P(yes) - log P(no) as the next token after each text (one forward pass; gradients flow)."""
+    def log_odds(self, texts: Sequence[str], yes: str, no: str, prompts: bool = False) -> Any:
+        """log P(yes) - log P(no) as the next token after each text (one forward pass; gradients flow).
+        ``prompts``: the texts are prompts, formatted as ``generate`` formats them (a chat model's
+        template), and yes / no are the first token of the reply (an LLM-as-a-judge's verdict)."""
+        ...
+
+    def reply_features(self, prompts: Sequence[str], completions: Sequence[str]) -> Any:
+        """[batch, hidden] float32: the mean of the last layer's (normalised) hidden states over each
+        completion's tokens, its end of sequence included (a reply's representation; no gradients)."""
         ...
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:

@@ -58,6 +58,8 @@ class MonitorSettings:
     threshold: float = setting(0.95, "accuracy a difficulty needs to count towards reach", min=0.0, max=1.0)
     pass_k: int = setting(4, "k of pass@k over each round's samples (at most sampler.samples)", min=1)
     pass_s: int = setting(2, "S of Pass@K-S and Reward@K-S (distinct correct answers a query needs)", min=1)
+    eval_samples: int = setting(0, "held-out pass@k: replies sampled for each held-out problem at the sampler's "
+                                "temperature, for pass@1, 2, 4, ... up to this (0 = greedy pass@1 only)", min=0)
     collapse_diversity: float = setting(0.0, "alarm when the share of distinct answers per query falls below this "
                                         "(0 = off)", min=0.0, max=1.0)
     collapse_entropy: float = setting(0.0, "alarm when answer entropy per query (nats) falls below this (0 = off)",

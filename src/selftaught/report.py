@@ -142,8 +142,8 @@ def _headline(store: RunStore, pass1: dict[int, tuple[float, float]]) -> str:
         if curriculum_moves:
             cells += [fmt(reach.get(n), ".0f"), fmt(frontier.get(n), ".0f")]
         cells.append(f"{r['wall_s']:.0f}")
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>" + "".join(rows) + "</table>")
+        rows.append(cells)
+    out.append(html_table(columns, rows))
     if readable:
         out.append("<p class='meta'>readable: the share of held-out replies that end within their budget with an "
                    "answer the checker can read.</p>")
@@ -163,6 +163,25 @@ def _headline(store: RunStore, pass1: dict[int, tuple[float, float]]) -> str:
         out.append("<h3>Held-out accuracy by difficulty (± standard error)</h3><table>" + head + "".join(body) +
                    "</table>")
     return "\n".join(out)
+
+
+def html_table(columns: list[str], rows: list[list[str]]) -> str:
+    """A plain table: a header row, then one row of cells each."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def figure_html(title: str, caption: str, png: str) -> str:
+    """A titled figure with its PNG inline, so the page needs no file beside it."""
+    return (f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
+            f"src='data:image/png;base64,{png}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def page(title: str, body: list[str]) -> str:
+    """A whole self-contained HTML page: our style inline, ``body``'s parts in order."""
+    return "\n".join([f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+                      f"<style>{_STYLE}</style></head><body>", *body, "</body></html>"])
 
 
 def fmt(v, spec: str) -> str:
@@ -388,7 +407,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         headline = _headline(store, pass1)
         rounds = store.rounds()
     recipe = info.get("recipe", {})
-    name = html.escape(str(recipe.get("run", {}).get("name", run_dir.name)))
+    name = str(recipe.get("run", {}).get("name", run_dir.name))
     total = sum(r["wall_s"] for r in rounds)
     improving = [r["wall_s"] for r in rounds if r["round"] > 0]
     per_round = f" ({sum(improving) / len(improving):.0f} s a self-improvement round)" if improving else ""
@@ -400,15 +419,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
              ("time", f"{len(rounds)} rounds (round 0 = seed round) in {total / 60:.1f} min{per_round}"),
              *([("resumed with new limits", changes)] if changes else []),
              ("run", f"{run_dir} · selftaught {info.get('version')}")]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{name} · selftaught report</title>",
-             f"<style>{_STYLE}</style></head><body>", f"<h1>{name}</h1>",
+    parts = [f"<h1>{html.escape(name)}</h1>",
              "<table class='facts'>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
                                                for k, v in facts) + "</table>",
-             "<h2>What improved</h2>", headline]
-    for title, caption, png in figures:
-        parts.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
-                     f"src='data:image/png;base64,{png}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append("</body></html>")
+             "<h2>What improved</h2>", headline, *(figure_html(*f) for f in figures)]
     path = Path(out) if out is not None else run_dir / "report.html"
-    path.write_text("\n".join(parts))
+    path.write_text(page(f"{name} · selftaught report", parts))
     return path

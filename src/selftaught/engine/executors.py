@@ -147,10 +147,10 @@ class Replicated:
 
         return torch.cat([padded(lp) for lp, _ in parts]), torch.cat([padded(m) for _, m in parts])
 
-    def log_odds(self, texts: Sequence[str], yes: str, no: str):
+    def log_odds(self, texts: Sequence[str], yes: str, no: str, prompts: bool = False):
         if torch.is_grad_enabled():
-            return self.policy.log_odds(texts, yes, no)
-        return torch.cat(self._scored("log_odds", [texts], {"yes": yes, "no": no}))
+            return self.policy.log_odds(texts, yes, no, prompts)
+        return torch.cat(self._scored("log_odds", [texts], {"yes": yes, "no": no, "prompts": prompts}))
 
     def _scored(self, method: str, columns: list[Sequence], kwargs: dict) -> list[Any]:
         cuts = shards(len(columns[0]), self.shard_size or len(columns[0]))

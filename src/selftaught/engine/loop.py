@@ -30,12 +30,12 @@ from selftaught.context import Context, Phase, Tools
 from selftaught.curriculum import Outcome, WritesProblems
 from selftaught.engine.executors import Replicated, make_executor
 from selftaught.judge import Score
-from selftaught.judge.filters import Keeps, Trains
+from selftaught.judge.filters import Keeps, ReadsEarlier, Trains
 from selftaught.learn import Dataset, Example, ReplayMix, SFTSettings
 from selftaught.learn.learners import SFT, Learned, LearnJob
 from selftaught.learn.sft import tail_mean
 from selftaught.machine import machine
-from selftaught.monitor import held_out_figures, held_out_set, label_precision, reach
+from selftaught.monitor import held_out_figures, held_out_set, label_precision, reach, sampled_pass_at_k
 from selftaught.monitor.round_figures import collapse_alarm, sample_figures
 from selftaught.monitor.tensorboard import open_writer
 from selftaught.policy import Policy
@@ -337,7 +337,12 @@ class Run:
             return batch, self.selector.select(batch, wants)
 
     def _judge(self, attempts: list[Attempt]) -> dict[str, list[Score]]:
-        return {j.name: j.score(self.task, attempts) for j in self.judges}
+        """Every judge's scores, in the recipe's order: a judge that reads the earlier ones is given theirs."""
+        scores: dict[str, list[Score]] = {}
+        for j in self.judges:
+            scores[j.name] = (j.score_after(self.task, attempts, scores) if isinstance(j, ReadsEarlier)
+                              else j.score(self.task, attempts))
+        return scores
 
     def _judge_by(self, name: str, attempts: list[Attempt]) -> list[Score]:
         """The scores of the recipe's judge ``name`` alone (a search's value)."""
@@ -363,6 +368,11 @@ class Run:
                                                  on_batch=bar.advance)
             figures |= self.sampler.measure(self.policies[0], self.task, flat, bar.advance)
         figures["pass@1"] = sum(accuracy[d] * len(ps) for d, ps in problems.items()) / max(1, len(flat))
+        if mon.eval_samples:
+            with tools.phase("evaluate pass@k", len(flat) * mon.eval_samples) as bar:
+                figures |= sampled_pass_at_k(self.policies[0], self.task, flat, mon.eval_samples,
+                                             self.sampler.temperature, self.recipe.sampler.batch_size, self.draws,
+                                             bar.advance)
         return accuracy, figures
 
     def _report(self, round_: int, clock: Clock, problems: list, batch: Batch, selection: Selection,

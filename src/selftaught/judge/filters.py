@@ -46,6 +46,16 @@ class Keeps(Protocol):
     def load(self, directory: Path) -> None: ...
 
 
+@runtime_checkable
+class ReadsEarlier(Protocol):
+    """A judge whose scores depend on the judges listed before it (the exploration bonus, gated by a
+    verifier's verdicts): the loop calls ``score_after`` in place of ``score``."""
+
+    def score_after(self, task: Task, attempts: Sequence[Attempt], earlier: dict[str, list[Score]]) -> list[Score]:
+        """Scores as ``score``'s, given ``earlier``: the scores of the judges before it, by name."""
+        ...
+
+
 def each_members_own(members: Sequence, attempts: Sequence[Attempt],
                      values: Callable[[object, list[Attempt]], list[float]]) -> list[float]:
     """A value for every attempt from the member that made it: ``values(model, its attempts)``.

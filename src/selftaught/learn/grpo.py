@@ -68,24 +68,34 @@ def grpo_steps(policy: Policy, groups: Sequence[Group], steps: int, settings: SF
 
 def grpo_fresh_steps(policy: Policy, draw: Callable[[int], tuple[Sequence[Group], int]], steps: int,
                      settings: SFTSettings, temperature: float, beta: float, reference: Policy | None,
-                     on_step: Callable[[int, float], None] | None = None) -> list[float]:
+                     on_step: Callable[[int, float], None] | None = None, micro_batch: int = 0) -> list[float]:
     """``steps`` optimizer steps, each on the groups ``draw(step)`` samples from the model as it is
     then; ``draw`` also returns how many problems it sampled. The ratio is 1 (its gradient is the
     policy gradient; the clip never acts). Groups whose rewards are all equal are left out of the
-    groups but counted in ``drawn``, so a step's size does not grow as fewer of them are mixed."""
+    groups but counted in ``drawn``, so a step's size does not grow as fewer of them are mixed.
+    ``micro_batch``: completions a forward and backward pass (0 = the step's all at once); the
+    gradients add up to the same step."""
     def one_step(step: int) -> float:
         groups, drawn = draw(step)
         if not groups:
             return 0.0
         prompts, completions, advantages = flatten(groups)
-        logps, mask = policy.token_logps(prompts, completions, temperature)
-        ref = None
-        if beta:
-            with torch.no_grad():
-                ref, _ = reference.token_logps(prompts, completions, temperature)
-        loss = grpo_loss(logps, logps.detach(), ref, advantages, mask, beta=beta) * (len(groups) / drawn)
-        loss.backward()
-        return loss.item()
+        n = len(completions)
+        size = micro_batch or n
+        total = 0.0
+        for lo in range(0, n, size):
+            part = slice(lo, lo + size)
+            logps, mask = policy.token_logps(prompts[part], completions[part], temperature)
+            ref = None
+            if beta:
+                with torch.no_grad():
+                    ref, _ = reference.token_logps(prompts[part], completions[part], temperature)
+            # the loss is a mean over completions: each part weighs its share of them
+            loss = grpo_loss(logps, logps.detach(), ref, advantages[part], mask, beta=beta) * (
+                len(groups) / drawn) * (logps.shape[0] / n)
+            loss.backward()
+            total += loss.item()
+        return total
 
     return optimizer_steps(policy, steps, settings, one_step, "GRPO loss", on_step)
 

@@ -153,17 +153,17 @@ class GRPO:
     consumes = "groups"
 
     def __init__(self, policies: Sequence[Policy], settings: SFTSettings, steps: int, clip: float, beta: float,
-                 on_policy: bool, seed: int, warm_up: SFT | None = None, sft_rounds: int = 0):
+                 on_policy: bool, seed: int, warm_up: SFT | None = None, sft_rounds: int = 0, micro_batch: int = 0):
         self.policies, self.settings, self.steps = policies, settings, steps
         self.clip, self.beta, self.gathers, self.seed = clip, beta, on_policy, seed
-        self.warm_up, self.sft_rounds = warm_up, sft_rounds
+        self.warm_up, self.sft_rounds, self.micro_batch = warm_up, sft_rounds, micro_batch
 
     @classmethod
     def from_settings(cls, settings, context: Context) -> GRPO:
         seed = context.recipe.run.seed
         warm_up = SFT(context.policies, context.replay, context.supervised, settings.steps_per_round, seed)
         return cls(context.policies, _sft_settings(settings), settings.steps_per_round, settings.clip, settings.beta,
-                   settings.on_policy, seed, warm_up, settings.sft_rounds)
+                   settings.on_policy, seed, warm_up, settings.sft_rounds, settings.micro_batch)
 
     def for_round(self, round_: int) -> SFT | GRPO:
         return self.warm_up if round_ <= self.sft_rounds else self
@@ -201,7 +201,7 @@ class GRPO:
                 return selection.groups, len(share)
 
             return grpo_fresh_steps(policy, draw, n, self.settings, job.temperature, self.beta, reference,
-                                    on_step=on_step)
+                                    on_step=on_step, micro_batch=self.micro_batch)
 
         steps = train_members(job.round, self.seed, self.policies, n, job.tools, one)
         batch = Batch([a for b in batches for a in b.attempts],

@@ -44,6 +44,14 @@ def collate(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[
     return inputs, labels
 
 
+def right_padded(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+    """[batch, longest] token ids, PAD after each sequence: causal attention never lets a real token see it."""
+    tokens = torch.full((len(seqs), max(len(s) for s in seqs)), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = torch.as_tensor(s)
+    return tokens
+
+
 def bucket_by_length(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str], n: int, device):
     """Length-sorted micro-batches, each with its share of the batch's answer tokens, so that the
     summed gradient equals that of the whole batch's token-mean loss."""
@@ -126,17 +134,29 @@ class CharPolicy:
         out = torch.zeros(mask.shape, dtype=picked.dtype, device=self.device).masked_scatter(mask, picked)
         return out, mask
 
-    def log_odds(self, texts: Sequence[str], yes: str, no: str) -> torch.Tensor:
+    def log_odds(self, texts: Sequence[str], yes: str, no: str, prompts: bool = False) -> torch.Tensor:
+        # a prompt is its own text here: the model reads prompts as they are written
         (y,), (n,) = self.tokenizer.encode(yes), self.tokenizer.encode(no)
         encoded = [self.tokenizer.encode(t) for t in texts]
-        tokens = torch.full((len(encoded), max(len(e) for e in encoded)), PAD, dtype=torch.long)
-        for i, e in enumerate(encoded):
-            tokens[i, : len(e)] = torch.as_tensor(e)
+        rows = torch.arange(len(encoded), device=self.device)
         last = torch.as_tensor([len(e) - 1 for e in encoded], device=self.device)
-        # right padding: causal attention never lets the real tokens see it
-        states = self.model.features(tokens.to(self.device))[torch.arange(len(encoded), device=self.device), last]
+        states = self.model.features(right_padded(encoded).to(self.device))[rows, last]
         w = self.model.head.weight
         return (states @ (w[y] - w[n])).float()
+
+    @torch.no_grad()
+    def reply_features(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
+        seqs, starts = [], []
+        for prompt, completion in zip(prompts, completions, strict=True):
+            head = self.tokenizer.encode(prompt)
+            # a reply cut at its budget already fills max_len: its end of sequence has no place
+            seqs.append((head + self.tokenizer.encode(completion) + [EOS])[: self.max_len])
+            starts.append(len(head))
+        states = self.model.features(right_padded(seqs).to(self.device)).float()
+        at = torch.arange(states.shape[1], device=self.device)[None]
+        reply = (at >= torch.as_tensor(starts, device=self.device)[:, None]) & \
+            (at < torch.as_tensor([len(s) for s in seqs], device=self.device)[:, None])
+        return (states * reply[..., None]).sum(1) / reply.sum(1, keepdim=True).clamp(min=1)
 
     # ---- training ------------------------------------------------------------------------------
 

@@ -72,12 +72,14 @@ def check_model_files(settings: HFSettings, recipe, where: str = "model") -> Non
         raise RecipeError(f"task.chat = true formats prompts with the model's chat template, but {key} has none "
                           "(a base model: set task.chat = false)")
     for _, part, part_settings in recipe.parts():
-        if getattr(part_settings, "control_marks", False):
-            for mark in (YES, NO):
-                ids = tokenizer(mark, add_special_tokens=False)["input_ids"]
-                if len(ids) != 1:
-                    raise RecipeError(f"{part}.type = '{part_settings.type}' reads the model's verdict as one "
-                                      f"token {mark!r}, which {key}'s tokenizer writes as {len(ids)} tokens")
+        marks = (YES, NO) if getattr(part_settings, "control_marks", False) else ()
+        if hasattr(part_settings, "reply_tokens"):
+            marks = part_settings.reply_tokens()
+        for mark in marks:
+            ids = tokenizer(mark, add_special_tokens=False)["input_ids"]
+            if len(ids) != 1:
+                raise RecipeError(f"{part}.type = '{part_settings.type}' reads the model's verdict as one "
+                                  f"token {mark!r}, which {key}'s tokenizer writes as {len(ids)} tokens")
 
 
 def _config(directory: Path, key: str):

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from selftaught.conversation import messages
 from selftaught.models.hf_files import no_gguf_bar, quiet_transformers
 from selftaught.models.optim import make_optimizer, optimizer_step
 from selftaught.models.precision import resolve as resolve_precision
@@ -85,8 +86,9 @@ def load_pretrained(path: str = "", gguf: str = "", dtype: str = "float32"):
 
 class HFPolicy:
     """``model`` (a transformers causal LM) and its ``tokenizer``; ``optimizer`` None: never trains.
-    ``chat``: prompts go through the tokenizer's chat template as one user turn; ``template``: else
-    each prompt is written into this text at ``{prompt}`` (a base model's plain or few-shot format). ``stop``: a reply
+    ``chat``: prompts go through the tokenizer's chat template as one user turn (a ``Conversation``
+    as its turns); ``template``: else each prompt is written into this text at ``{prompt}`` (a base
+    model's plain or few-shot format; a ``Conversation`` as its one string, as before). ``stop``: a reply
     also ends at the first of these strings (kept in it, as EOS is kept in what is trained).
     ``fast``: sample with our KV-cache decoder (``models.hf_decoder``) where the model is of the
     Llama family, else with transformers' ``generate``. ``precision``: ``bf16-mixed`` keeps
@@ -118,9 +120,9 @@ class HFPolicy:
 
     def prompt_ids(self, prompt: str) -> list[int]:
         if self.chat:
-            return list(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                           add_generation_prompt=True, tokenize=True,
-                                                           return_dict=False))
+            # one user turn, or a ``Conversation``'s turns (a revision: problem, attempt, request to revise)
+            return list(self.tokenizer.apply_chat_template(messages(prompt), add_generation_prompt=True,
+                                                           tokenize=True, return_dict=False))
         return self.tokenizer(self.template.replace("{prompt}", prompt) if self.template else prompt)["input_ids"]
 
     def text_ids(self, text: str) -> list[int]:
@@ -265,6 +267,26 @@ class HFPolicy:
     def token_logps(self, prompts: Sequence[str], completions: Sequence[str], temperature: float = 1.0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         ids, attention, rows = self._batch(prompts, completions)
+        longest = max(n for _, _, n in rows)
+        parts = similar_starts([start for _, start, _ in rows], longest)
+        if len(parts) == 1:
+            return self._scored(ids, attention, rows, temperature)
+        # prompts of very different lengths (first turns beside revisions' conversations): a forward
+        # pass a part, so that the logits kept span its own completions, not every prompt's end between
+        done = []
+        for part in parts:
+            width = max(len(rows[i][0]) for i in part)
+            at = torch.as_tensor(part, device=self.device)
+            logps, _ = self._scored(ids[at, :width], attention[at, :width], [rows[i] for i in part], temperature)
+            done.append(F.pad(logps, (0, longest - logps.shape[1])))
+        back = torch.as_tensor([i for part in parts for i in part], device=self.device).argsort()
+        mask = torch.arange(longest, device=self.device)[None] < torch.as_tensor(
+            [n for _, _, n in rows], device=self.device)[:, None]
+        return torch.cat(done)[back], mask
+
+    def _scored(self, ids: torch.Tensor, attention: torch.Tensor, rows: list, temperature: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``token_logps`` of one batch as ``_batch`` makes it."""
         # logits only where some row's completion is predicted (the prompts' are most of a batch's
         # positions, and the head is a fifth of a small model's work), then one gather for all rows
         lo = min(start for _, start, _ in rows) - 1
@@ -282,9 +304,20 @@ class HFPolicy:
         picked = logp[torch.arange(len(rows), device=self.device)[:, None], at - lo, targets]
         return picked.masked_fill(~mask, 0.0), mask
 
-    def log_odds(self, texts: Sequence[str], yes: str, no: str) -> torch.Tensor:
+    @torch.no_grad()
+    def reply_features(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
+        ids, attention, rows = self._batch(prompts, completions)
+        # the base model alone (LoRA's adapters in it): its last hidden state, after the final norm, with
+        # neither the head's logits nor every layer's states held
+        states = self.compute.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state.float()
+        at = torch.arange(ids.shape[1], device=self.device)[None]
+        starts = torch.as_tensor([start for _, start, _ in rows], device=self.device)[:, None]
+        reply = (at >= starts) & (at < starts + torch.as_tensor([n for _, _, n in rows], device=self.device)[:, None])
+        return (states * reply[..., None]).sum(1) / reply.sum(1, keepdim=True)
+
+    def log_odds(self, texts: Sequence[str], yes: str, no: str, prompts: bool = False) -> torch.Tensor:
         y, n = self._single_token(yes), self._single_token(no)
-        encoded = [self.text_ids(t) for t in texts]
+        encoded = [self.prompt_ids(t) if prompts else self.text_ids(t) for t in texts]
         ids = torch.full((len(encoded), max(len(e) for e in encoded)), self.tokenizer.pad_token_id, dtype=torch.long)
         attention = torch.zeros_like(ids)
         for k, e in enumerate(encoded):
@@ -369,6 +402,20 @@ class HFPolicy:
         if self.optimizer is not None:
             self.optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
         self._refresh()
+
+
+def similar_starts(starts: Sequence[int], longest: int) -> list[list[int]]:
+    """Rows in parts by where their completions start: sorted, a new part wherever a row starts more
+    than ``longest`` (the longest completion) after its part's first, so that the positions a part
+    keeps logits at span at most twice its completions. Prompts of one kind make one part."""
+    order = sorted(range(len(starts)), key=starts.__getitem__)
+    parts = [[order[0]]]
+    for i in order[1:]:
+        if starts[i] - starts[parts[-1][0]] > longest:
+            parts.append([i])
+        else:
+            parts[-1].append(i)
+    return parts
 
 
 def bf16_copy(model):

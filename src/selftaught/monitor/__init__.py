@@ -6,7 +6,9 @@ from selftaught.monitor.accuracy import (
     label_precision,
     pass1_with_error,
     reach,
+    sampled_pass_at_k,
     standard_error,
 )
 
-__all__ = ["held_out_figures", "held_out_set", "label_precision", "pass1_with_error", "reach", "standard_error"]
+__all__ = ["held_out_figures", "held_out_set", "label_precision", "pass1_with_error", "reach", "sampled_pass_at_k",
+           "standard_error"]

@@ -6,8 +6,9 @@ import math
 import random
 from collections.abc import Callable, Sequence
 
+from selftaught.monitor.measures import pass_at_k
 from selftaught.policy import Policy
-from selftaught.sample.attempts import replies
+from selftaught.sample.attempts import replies, sample_attempts
 from selftaught.tasks.base import Problem, Task
 
 
@@ -71,6 +72,20 @@ def held_out_figures(
     if hasattr(task, "answer") and flat:
         figures["readable"] = sum(finished and task.answer(text) is not None for text, finished in done) / len(flat)
     return {d: right[d] / max(1, len(problems[d])) for d in problems}, figures
+
+
+def sampled_pass_at_k(policy: Policy, task: Task, problems: Sequence[Problem], samples: int, temperature: float,
+                      batch_size: int = 512, generator=None, on_batch: Callable[[int], None] | None = None
+                      ) -> dict[str, float]:
+    """Held-out pass@k for k = 1, 2, 4, ... up to ``samples``: ``samples`` replies to each problem at
+    ``temperature``, the unbiased estimator of each k averaged over the problems (``eval_pass@k``)."""
+    attempts = sample_attempts([policy], task, list(problems), samples=samples, equivalents=False,
+                               temperature=temperature, batch_size=batch_size, generator=generator, on_batch=on_batch)
+    right = [0] * len(problems)
+    for a in attempts:
+        right[a.problem_id] += task.check(a.problem, a.text)
+    ks = [2 ** i for i in range(samples.bit_length()) if 2 ** i <= samples]
+    return {f"eval_pass@{k}": sum(pass_at_k(samples, c, k) for c in right) / max(1, len(problems)) for k in ks}
 
 
 def label_precision(task: Task, problems: Sequence[Problem], labels: Sequence[str]) -> float:

@@ -4,6 +4,7 @@ measurement only, after selection has been made."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from selftaught.judge.filters import Score
@@ -73,7 +74,11 @@ def sample_figures(task: Task, attempts: Sequence[Attempt], scores: dict[str, li
     for name, ss in scores.items():
         passed = [s.passed for s in ss]
         out[f"judge_accuracy/{name}"] = sum(p == c for p, c in zip(passed, correct)) / len(correct)
-        out[f"judge_auroc/{name}"] = m.auroc([s.value for s in ss], correct)
+        # a judge that could not read a judgment gives no value (NaN): ranked over the values it gave
+        valued = [(s.value, c) for s, c in zip(ss, correct) if not math.isnan(s.value)]
+        out[f"judge_auroc/{name}"] = m.auroc([v for v, _ in valued], [c for _, c in valued])
+        if len(valued) < len(ss):
+            out[f"judge_readable/{name}"] = len(valued) / len(ss)
         gap, relative = m.verification_gap(correct, passed)
         out[f"gv_gap/{name}"], out[f"gv_gap_relative/{name}"] = gap, relative
         if name == "self-verdict":

@@ -46,6 +46,9 @@ class GRPOSettings(LearnerSettings):
     on_policy: bool = setting(False, "sample each step's groups from the policy as it is then (the round's "
                               "problems are shared out across its steps, each used once; batch_size and clip "
                               "are unused); false: sample once a round and reuse the groups every step")
+    micro_batch: int = setting(0, "on-policy: completions a forward and backward pass within a step (0 = the "
+                               "step's all at once); the same gradient in less memory, and faster where a step's "
+                               "logits outgrow the caches (a large vocabulary)", min=0)
     sft_rounds: int = setting(0, "rounds after the seed round that learn by SFT on the selector's examples "
                               "(at seed_lr and seed_batch_size) before RL starts, so that RL starts from a model "
                               "that already writes the format", min=0)

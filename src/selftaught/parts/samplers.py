@@ -79,6 +79,7 @@ register("sampler", "greedy", SamplerSettings, "selftaught.sample.samplers:Sampl
 register("sampler", "temperature", TemperatureSettings, "selftaught.sample.samplers:Sampling.from_settings",
          "answers sampled at a temperature (optionally top-k, top-p)")
 register("sampler", "revise", ReviseSettings, "selftaught.sample.samplers:Revise.from_settings",
-         "attempt, then revise it seeing `prompt attempt |` (self-correction)")
+         "attempt, then revise it seeing `prompt attempt |` (a chat model: a user turn asking it to revise; "
+         "self-correction)")
 register("sampler", "mcts", SearchSettings, "selftaught.sample.search:TreeSearch.from_settings",
          "Monte-Carlo tree search over steps, each node scored by a judge (ReST-MCTS*, rStar-Math)")

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from selftaught.conversation import Conversation
 from selftaught.policy import Completion, Policy
 from selftaught.tasks.base import Problem, Task
 from selftaught.tasks.tokenizer import REVISE
@@ -130,7 +131,7 @@ def revise_attempts(
     on_batch: Callable[[int], None] | None = None,
     member_ids: Sequence[int] | None = None,
 ) -> list[Attempt]:
-    """The second turn: each member revises its own attempts, seeing ``prompt + attempt + REVISE``
+    """The second turn: each member revises its own attempts, seeing ``revision_prompt``
     (``member_ids`` as in ``sample_attempts``)."""
     revised: list[Attempt | None] = [None] * len(attempts)
     for m, model in zip(member_ids if member_ids is not None else range(len(members)), members, strict=True):
@@ -156,5 +157,13 @@ def _cut(policy: Policy, text: str, tokens: int) -> str:
     return text if len(ids) <= tokens else policy.tokenizer.decode(ids[: max(0, tokens)])
 
 
-def revision_prompt(problem: Problem, first: str) -> str:
-    return f"{problem.prompt}{first}{REVISE}"
+# the user's turn that asks a chat model to revise (SCoRe's self-correction instruction)
+REVISE_INSTRUCTION = ("There might be an error in the solution above because of lack of understanding of the "
+                      "question. Please correct the error, if any, and rewrite the solution.")
+
+
+def revision_prompt(problem: Problem, first: str) -> Conversation:
+    """What the revision answers: ``prompt + attempt + REVISE`` to a policy without a chat format;
+    to a chat policy three turns, the problem, the attempt as the model's reply, and
+    ``REVISE_INSTRUCTION``."""
+    return Conversation(f"{problem.prompt}{first}{REVISE}", (problem.prompt, first, REVISE_INSTRUCTION))

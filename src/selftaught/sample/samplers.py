@@ -101,9 +101,9 @@ class Sampling:
 
 
 class Revise:
-    """A first attempt, judged, then revised seeing ``prompt attempt |``; in rounds whose learner
-    compares attempts each first attempt is revised ``revisions`` times (its revisions follow one
-    another), else once."""
+    """A first attempt, judged, then revised seeing ``revision_prompt`` (``prompt attempt |``, or a
+    chat model's three turns); in rounds whose learner compares attempts each first attempt is
+    revised ``revisions`` times (its revisions follow one another), else once."""
 
     revises = True
     random = True

@@ -6,6 +6,7 @@ preference pairs (Self-Rewarding → DPO) and groups (GRPO).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -93,7 +94,12 @@ def build_pairs(attempts: Sequence[Attempt], scores: dict[str, list[Score]], rew
     pairs, ids, kept = [], [], [False] * len(attempts)
     reasons = ["not the best or worst answer of its query"] * len(attempts)
     passed = [all(ss[i].passed for ss in scores.values()) for i in range(len(attempts))]
-    for (pid, _), idx in sorted(by_query(attempts).items()):
+    for (pid, _), every in sorted(by_query(attempts).items()):
+        idx = [i for i in every if not math.isnan(reward[i])]  # a judge gave no value: on neither side
+        for i in set(every) - set(idx):
+            reasons[i] = "a judge gave it no value (an unreadable judgment): no pair"
+        if not idx:
+            continue
         worst = min(idx, key=lambda i: reward[i])
         if not any(passed[i] for i in idx):
             for i in idx:
