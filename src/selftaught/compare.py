@@ -15,6 +15,7 @@ from pathlib import Path
 
 from selftaught.report import _legend, _nan, _pm, _png, figure_html, fmt, html_table, page
 from selftaught.store import RunStore, StoreError
+from selftaught.summary import summarize  # the summary's pass@1 and standard error
 
 COLUMNS = ["run", "round", "minutes", "sampled tokens", "pass@1 ± s.e."]
 
@@ -59,7 +60,6 @@ def cells(row: Row) -> list[str]:
 def read_runs(run_dirs: Sequence[Path]) -> Comparison:
     """Every round of every run, labelled; raises ``StoreError`` naming the first directory that is
     not a readable run, before anything is written."""
-    from selftaught.cli import summarize  # the summary's pass@1 and standard error, not a second reckoning
 
     run_dirs = [Path(d) for d in run_dirs]
     seen = set()
