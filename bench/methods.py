@@ -131,12 +131,14 @@ def claims(by_run: dict[str, list], shown: dict[str, dict[str, dict[int, float]]
         print(f"- smollm2-self-rewarding: pass@1 {g:+.1f} points with no ground truth (claim +10): {verdict(g >= 10)}; "
               f"judge AUROC by round {', '.join(f'{a:.3f}' for a in au)} (claim: rising): {verdict(rising)}")
     if "meta-rewarding" in by_run and "self-rewarding" in by_run:
-        a_meta, a_self = fig("meta-rewarding", "judge_auroc/llm-judge", 3), fig("self-rewarding",
-                                                                                 "judge_auroc/llm-judge", 3)
+        # the claim is after round 3; a budget that ends sooner compares the last round both reached
+        r = min(3, last("meta-rewarding").round, last("self-rewarding").round)
+        a_meta, a_self = fig("meta-rewarding", "judge_auroc/llm-judge", r), fig("self-rewarding",
+                                                                                 "judge_auroc/llm-judge", r)
         m, s = last("meta-rewarding"), last("self-rewarding")
         se = math.hypot(m.se or 0, s.se or 0)
-        print(f"- smollm2-meta-rewarding: judge AUROC after round 3 {a_meta:.3f} vs self-rewarding's {a_self:.3f} "
-              f"(claim: above): {verdict(a_meta > a_self)}; final pass@1 {100 * m.pass1:.1f} vs "
+        print(f"- smollm2-meta-rewarding: judge AUROC after round {r} {a_meta:.3f} vs self-rewarding's {a_self:.3f} "
+              f"(claim: above, after round 3): {verdict(a_meta > a_self)}; final pass@1 {100 * m.pass1:.1f} vs "
               f"{100 * s.pass1:.1f} (claim: not below, within one s.e. of the difference {100 * se:.1f}): "
               f"{verdict(m.pass1 >= s.pass1 - se)}")
     if "self-correct" in by_run:
@@ -171,9 +173,11 @@ def claims(by_run: dict[str, list], shown: dict[str, dict[str, dict[int, float]]
             n = shown["grpo"]["eval_problems"].get(r, math.nan)
             se1 = math.sqrt(sum(p * (1 - p) for p in p1.values()) / n)
             equal = abs(p1["grpo-explore"] - p1["grpo"]) <= se1
-            minutes = {k: next(row.minutes for row in by_run[k] if row.round == r) for k in p1}
-            print(f"- exploration bonus, round {r} ({minutes['grpo-explore']:.1f} vs {minutes['grpo']:.1f} min): "
-                  f"held-out pass@8 {p8['grpo-explore']:.3f} vs plain GRPO {p8['grpo']:.3f} at sampled pass@1 "
+            spent = {k: next(row.minutes for row in by_run[k] if row.round == r) for k in p1}
+            se8 = math.sqrt(sum(p * (1 - p) for p in p8.values()) / n)  # binomial, as if k = 1: a rough scale
+            print(f"- exploration bonus, round {r} ({spent['grpo-explore']:.1f} vs {spent['grpo']:.1f} min): "
+                  f"held-out pass@8 {p8['grpo-explore']:.3f} vs plain GRPO {p8['grpo']:.3f} (difference "
+                  f"{(p8['grpo-explore'] - p8['grpo']) / se8:+.1f} s.e.) at sampled pass@1 "
                   f"{p1['grpo-explore']:.3f} vs {p1['grpo']:.3f} (equal within one s.e. of the difference, "
                   f"{se1:.3f}: {'yes' if equal else 'no'}) (claim: pass@8 above at equal pass@1): "
                   f"{verdict(equal and p8['grpo-explore'] > p8['grpo'])}")
