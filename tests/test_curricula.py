@@ -28,6 +28,7 @@ from selftaught.select.selectors import Batch
 from selftaught.store.fingerprint import run_fingerprint
 from selftaught.tasks import Countdown, Problem
 from selftaught.tasks.tokenizer import tokenizer_for
+from tiny_recipes import countdown_header
 
 
 class Levels:
@@ -250,21 +251,7 @@ def test_exit_is_refused_where_it_cannot_run():
 
 # ---- in a real run -------------------------------------------------------------------------------------
 
-RECIPE = """
-[run]
-rounds = 3
-seed = 3
-[task]
-name = "countdown"
-seed_min_difficulty = 2
-seed_max_difficulty = 3
-seed_examples = 200
-[model]
-n_layers = 1
-d_model = 32
-n_heads = 4
-d_ff = 64
-max_len = 48
+RECIPE = countdown_header(3, 3, 48) + """
 [sampler]
 type = "temperature"
 samples = 4

@@ -22,25 +22,12 @@ from selftaught.store import RunStore
 from selftaught.store.fingerprint import run_fingerprint
 from selftaught.tasks.tokenizer import CharTokenizer
 from test_search import SEARCH
+from tiny_recipes import countdown_header
 
 # Temperature sampling, two model judges (the verdict, taught each round, and the certainty), DPO:
 # every path that reaches a replica (sampling, the verdict's own sampling, greedy evaluation,
 # gradient-free scoring) and a weight change between them.
-RECIPE = """
-[run]
-rounds = 2
-seed = 5
-[task]
-name = "countdown"
-seed_min_difficulty = 2
-seed_max_difficulty = 3
-seed_examples = 200
-[model]
-n_layers = 1
-d_model = 32
-n_heads = 4
-d_ff = 64
-max_len = 64
+RECIPE = countdown_header(2, 5, 64) + """
 [sampler]
 type = "temperature"
 samples = 2

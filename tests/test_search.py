@@ -30,25 +30,12 @@ from selftaught.store.fingerprint import run_fingerprint
 from selftaught.store.sqlite import SCHEMA_VERSION
 from selftaught.tasks.countdown import Countdown, apply_steps
 from selftaught.tasks.tokenizer import CharTokenizer
+from tiny_recipes import countdown_header
 
 # A search recipe small enough for a test: every path of the search (steps drawn at a stop string,
 # the value judge on prefixes, its teaching on the trees, the finishing of trees that ended no path),
 # with the value a separate model, saved and loaded with the run's checkpoints.
-SEARCH = """
-[run]
-rounds = 2
-seed = 3
-[task]
-name = "countdown"
-seed_min_difficulty = 2
-seed_max_difficulty = 3
-seed_examples = 200
-[model]
-n_layers = 1
-d_model = 32
-n_heads = 4
-d_ff = 64
-max_len = 64
+SEARCH = countdown_header(2, 3, 64) + """
 [sampler]
 type = "mcts"
 samples = 2

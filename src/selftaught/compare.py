@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selftaught.report import _legend, _nan, _pm, _png, figure_html, fmt, html_table, page
+from selftaught.report import _legend, _nan, _pm, _png, facts_table, figure_html, fmt, html_table, page
 from selftaught.store import RunStore, StoreError
 from selftaught.summary import summarize  # the summary's pass@1 and standard error
 
@@ -139,9 +139,7 @@ def _panel(comparison: Comparison, x: Callable[[Row], float], xlabel: str) -> st
 
 def write_page(comparison: Comparison, out: str | Path) -> Path:
     """The self-contained page: the runs, any note, both panels and the table. Returns its path."""
-    runs = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(d))}</td></tr>"
-                   for label, d in comparison.runs.items())
-    body = [f"<h1>{comparison.title()}</h1>", f"<table class='facts'>{runs}</table>",
+    body = [f"<h1>{comparison.title()}</h1>", facts_table([(label, str(d)) for label, d in comparison.runs.items()]),
             *(f"<p class='headline'><b>note:</b> {html.escape(n)}</p>" for n in comparison.notes),
             figure_html("Held-out pass@1 against wall time",
                         png=_panel(comparison, lambda r: r.minutes, "minutes from the run's start"),

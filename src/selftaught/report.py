@@ -172,6 +172,12 @@ def html_table(columns: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def facts_table(facts: list[tuple[str, str]]) -> str:
+    """A page's key-value facts (what the run is; which runs are compared), one row each."""
+    return "<table class='facts'>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                                             for k, v in facts) + "</table>"
+
+
 def figure_html(title: str, caption: str, png: str) -> str:
     """A titled figure with its PNG inline, so the page needs no file beside it."""
     return (f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
@@ -420,8 +426,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
              *([("resumed with new limits", changes)] if changes else []),
              ("run", f"{run_dir} · selftaught {info.get('version')}")]
     parts = [f"<h1>{html.escape(name)}</h1>",
-             "<table class='facts'>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-                                               for k, v in facts) + "</table>",
+             facts_table(facts),
              "<h2>What improved</h2>", headline, *(figure_html(*f) for f in figures)]
     path = Path(out) if out is not None else run_dir / "report.html"
     path.write_text(page(f"{name} · selftaught report", parts))

@@ -28,6 +28,7 @@ from itertools import combinations
 import torch
 
 from selftaught.judge.filters import Score, each_members_own
+from selftaught.judge.self_verdict import verdict_probability
 from selftaught.learn.dpo import dpo_steps
 from selftaught.learn.sft import SFTSettings, tail_mean
 from selftaught.policy import Policy
@@ -133,12 +134,9 @@ class LLMJudge:
             out.append(Score(self.name, v, read != [] and v >= self.threshold, why))
         return out
 
-    @torch.inference_mode()
     def _verdicts(self, model: Policy, attempts: list[Attempt]) -> list[float]:
-        prompts = [self.prompt(a) for a in attempts]
-        return [p for start in range(0, len(prompts), self.batch_size)
-                for p in torch.sigmoid(model.log_odds(prompts[start:start + self.batch_size], self.yes, self.no,
-                                                      prompts=True)).tolist()]
+        return verdict_probability(model, [self.prompt(a) for a in attempts], self.batch_size, self.yes, self.no,
+                                   prompts=True)
 
     def _written(self, model: Policy, attempts: list[Attempt], written: dict[int, Judged]) -> list[float]:
         prompts = [self.prompt(a) for a in attempts]
@@ -194,7 +192,7 @@ class LLMJudge:
         for j in judged:
             model = self.members[j.attempt.member]
             texts = list(dict.fromkeys(j.judgments))  # a judgment written twice meets itself in no battle
-            battles = [(a, b) for a, b in combinations(range(len(texts)), 2)]
+            battles = list(combinations(range(len(texts)), 2))
             prompts = [META_PROMPT.format(question=j.attempt.problem.prompt, reply=j.attempt.text.strip(),
                                           a=texts[x].strip(), b=texts[y].strip())
                        for a, b in battles for x, y in ((a, b), (b, a))]

@@ -38,10 +38,12 @@ def verdict_prompt(problem: Problem, answer: str) -> str:
 
 
 @torch.inference_mode()
-def verdict_probability(policy: Policy, texts: Sequence[str], batch_size: int = 512) -> list[float]:
-    """P(YES) / (P(YES) + P(NO)) after each text."""
+def verdict_probability(policy: Policy, texts: Sequence[str], batch_size: int = 512, yes: str = YES, no: str = NO,
+                        prompts: bool = False) -> list[float]:
+    """P(yes) / (P(yes) + P(no)) after each text (``prompts``: as the first token of the reply to each
+    text as a prompt, see ``Policy.log_odds``)."""
     return [p for start in range(0, len(texts), batch_size)
-            for p in torch.sigmoid(policy.log_odds(texts[start:start + batch_size], YES, NO)).tolist()]
+            for p in torch.sigmoid(policy.log_odds(texts[start:start + batch_size], yes, no, prompts)).tolist()]
 
 
 @dataclass
