@@ -27,6 +27,8 @@ def test_reach_bench_prints_the_stored_reach_of_each_round(tmp_path):
     summary = json.loads(CliRunner().invoke(app, ["summary", str(out), "--json"]).output)
     assert reach == [r["reach"] for r in summary["rounds"]] and len(reach) == 3
     assert f"final reach {summary['reach']}" in printed
+    fall = max(a - b for a, b in zip(reach, reach[1:]))
+    assert f"largest fall between rounds {max(0, fall)}" in printed
 
 
 def _bench(name: str):

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from selftaught.models import KVCache, Transformer, TransformerConfig, generate, score
@@ -94,24 +95,33 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.cfg == model.cfg
 
 
-def test_packed_forward_equals_padded_forward_on_real_tokens():
-    # Right-padded rows of different lengths; per-token layers then run on real tokens only.
-    for positional in ("none", "rope"):
-        model = tiny(positional)
-        g = torch.Generator().manual_seed(3)
-        lengths = [7, 3, 5, 1]
-        idx = torch.full((len(lengths), max(lengths)), PAD)
-        for i, n in enumerate(lengths):
-            idx[i, :n] = torch.randint(2, model.cfg.vocab_size, (n,), generator=g)
-        valid = idx != PAD
-        padded = model(idx)
-        packed = model(idx, valid=valid)
-        assert packed.shape == (sum(lengths), model.cfg.vocab_size)
-        torch.testing.assert_close(packed, padded[valid], atol=1e-5, rtol=1e-5)
-        # and the gradients agree, so training on the packed path is the same training
-        g_padded = torch.autograd.grad(padded[valid].square().sum(), model.blocks[0].qkv.weight)[0]
-        g_packed = torch.autograd.grad(model(idx, valid=valid).square().sum(), model.blocks[0].qkv.weight)[0]
-        torch.testing.assert_close(g_packed, g_padded, atol=1e-4, rtol=1e-4)
+@pytest.mark.parametrize("positional", ["none", "rope"])
+@pytest.mark.parametrize("groups", [None, [2, 2], [1, 2, 1]])
+def test_packed_forward_equals_padded_forward_on_real_tokens(positional, groups):
+    # Right-padded rows of different lengths, sorted longest last as training sorts them; per-token
+    # layers then run on real tokens only, and each group of rows is attended at its own length.
+    model = tiny(positional)
+    g = torch.Generator().manual_seed(3)
+    lengths = [1, 3, 5, 7]
+    idx = torch.full((len(lengths), max(lengths) + 2), PAD)  # wider than its longest row
+    for i, n in enumerate(lengths):
+        idx[i, :n] = torch.randint(2, model.cfg.vocab_size, (n,), generator=g)
+    valid = idx != PAD
+    padded = model(idx)
+    packed = model(idx, valid=valid, groups=groups)
+    assert packed.shape == (sum(lengths), model.cfg.vocab_size)
+    torch.testing.assert_close(packed, padded[valid], atol=1e-5, rtol=1e-5)
+    # and the gradients agree, so training on the packed path is the same training
+    g_padded = torch.autograd.grad(padded[valid].square().sum(), model.blocks[0].qkv.weight)[0]
+    g_packed = torch.autograd.grad(model(idx, valid=valid, groups=groups).square().sum(),
+                                   model.blocks[0].qkv.weight)[0]
+    torch.testing.assert_close(g_packed, g_padded, atol=1e-4, rtol=1e-4)
+
+
+def test_groups_must_cover_the_batch():
+    idx = torch.tensor([[3, 4, PAD], [3, 4, 5]])
+    with pytest.raises(ValueError, match="do not add up"):
+        tiny()(idx, valid=idx != PAD, groups=[1])
 
 
 def test_banned_tokens_are_never_generated():

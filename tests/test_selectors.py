@@ -2,6 +2,7 @@
 
 import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -156,6 +157,24 @@ def test_gate_drops_labels_past_the_first_difficulty_it_stops_at():
 
     own = keep_own_agreeing(atts, verify(atts), 1)
     assert [[e.answer for e in m] for m in drop_harder_than(own, atts, 1).member_examples] == [["8"]]
+
+
+def test_accelerated_schedule_passes_lengths_past_the_first_only_at_its_own_bar():
+    # frontier 4, span 3: difficulty 5 needs the gate (0.8); 6 and 7 need accelerate (0.99)
+    fast = EasyToHard(frontier=4, span=3, gate=0.8, accelerate=0.99)
+    assert [fast.bar(d) for d in fast.difficulties()] == [0.8, 0.99, 0.99]
+    outcome = SimpleNamespace(keep_rate={5: 0.85, 6: 0.995, 7: 0.97})
+    assert fast.stopped_at(outcome.keep_rate) == 7 and fast.trained_up_to(outcome.keep_rate) == 7
+    fast.update(outcome)
+    assert fast.frontier == 6 and fast.difficulties() == [7, 8, 9]  # two lengths in one round
+    # the same keep rates under the plain gate would have passed all three
+    plain = EasyToHard(frontier=4, span=3, gate=0.8)
+    plain.update(outcome)
+    assert plain.frontier == 7
+    # a first length under the gate stops everything, however well the later ones are kept
+    stuck = EasyToHard(frontier=4, span=3, gate=0.8, accelerate=0.99)
+    stuck.update(SimpleNamespace(keep_rate={5: 0.7, 6: 1.0, 7: 1.0}))
+    assert stuck.frontier == 4 and stuck.trained_up_to({5: 0.7, 6: 1.0, 7: 1.0}) == 5
 
 
 def test_all_judges_keeps_a_problems_most_common_distinct_answers_up_to_its_label_count():

@@ -3,6 +3,10 @@
 Advancing every round regardless of competence collapses a weak model within a few rounds
 (DESIGN.md), so the frontier moves past a difficulty only when the model's own filters kept at
 least ``gate`` of its labels there. That is the model's agreement with itself, not ground truth.
+
+``accelerate`` is the SIT paper's accelerated schedule in the same currency: every probed length
+past the first whose labels the model already keeps at this rate (it agrees with itself almost
+always there) is labelled and joins the frontier in the same round.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ class EasyToHard:
     problems_per_round: int = 4000
     span: int = 1
     gate: float = 0.8
+    accelerate: float = 0.0  # 0: every probed difficulty passes at the gate
 
     @classmethod
     def from_settings(cls, settings, context) -> EasyToHard:
-        return cls(context.recipe.task.seed_max_difficulty, settings.problems_per_round, settings.span, settings.gate)
+        return cls(context.recipe.task.seed_max_difficulty, settings.problems_per_round, settings.span, settings.gate,
+                   settings.accelerate)
 
     def difficulties(self) -> list[int]:
         return list(range(self.frontier + 1, self.frontier + 1 + self.span))
@@ -33,9 +39,13 @@ class EasyToHard:
         ds = self.difficulties()
         return [task.sample(rng, ds[i % len(ds)]) for i in range(self.problems_per_round)]
 
+    def bar(self, difficulty: int) -> float:
+        """The keep rate ``difficulty`` must reach: the gate, or past the first probed difficulty, ``accelerate``."""
+        return self.gate if difficulty == self.frontier + 1 else max(self.gate, self.accelerate)
+
     def stopped_at(self, keep_rate: dict[int, float]) -> int | None:
-        """The first probed difficulty whose keep rate is under the gate (None: all passed)."""
-        return next((d for d in self.difficulties() if keep_rate.get(d, 0.0) < self.gate), None)
+        """The first probed difficulty whose keep rate is under its bar (None: all passed)."""
+        return next((d for d in self.difficulties() if keep_rate.get(d, 0.0) < self.bar(d)), None)
 
     def trained_up_to(self, keep_rate: dict[int, float]) -> int:
         """The hardest difficulty whose labels may be trained on: the first one the gate stops at.

@@ -21,8 +21,8 @@ from selftaught.policy import Completion
 from selftaught.tasks.tokenizer import EOS, PAD, CharTokenizer, tokenizer_for
 
 IGNORE = -100
-# Each batch is sorted by length and run as this many micro-batches, each padded only to its own
-# longest sequence: the gradient is the same, and mixed-length batches waste far less.
+# Each batch is sorted by length and attended in this many groups, each padded only to its own
+# longest sequence; every other layer runs on the whole batch's real tokens at once.
 LENGTH_BUCKETS = 4
 
 
@@ -52,15 +52,14 @@ def right_padded(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
     return tokens
 
 
-def bucket_by_length(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str], n: int, device):
-    """Length-sorted micro-batches, each with its share of the batch's answer tokens, so that the
-    summed gradient equals that of the whole batch's token-mean loss."""
+def length_sorted(tokenizer: CharTokenizer, prompts: Sequence[str], answers: Sequence[str], n: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """``collate`` of the pairs sorted by length, and the sizes of ``n`` consecutive groups of rows
+    (for ``Transformer.forward``'s ``groups``)."""
     pairs = sorted(zip(prompts, answers, strict=True), key=lambda pa: len(pa[0]) + len(pa[1]))
     size = -(-len(pairs) // max(1, n))
-    parts = [collate(tokenizer, [p for p, _ in pairs[i:i + size]], [a for _, a in pairs[i:i + size]])
-             for i in range(0, len(pairs), size)]
-    total = sum(int((labels != IGNORE).sum()) for _, labels in parts)
-    return [(x.to(device), y.to(device), int((y != IGNORE).sum()) / total) for x, y in parts]
+    inputs, labels = collate(tokenizer, [p for p, _ in pairs], [a for _, a in pairs])
+    return inputs, labels, [min(size, len(pairs) - i) for i in range(0, len(pairs), size)]
 
 
 class CharPolicy:
@@ -161,15 +160,13 @@ class CharPolicy:
     # ---- training ------------------------------------------------------------------------------
 
     def answer_loss_backward(self, prompts: Sequence[str], answers: Sequence[str]) -> float:
-        value = 0.0
-        for inputs, labels, weight in bucket_by_length(self.tokenizer, prompts, answers, self.length_buckets,
-                                                       self.device):
-            valid = inputs != PAD
-            logits = self.model(inputs, valid=valid)  # real tokens only: padding costs nothing per token
-            loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
-            (loss * weight).backward()  # weight = this bucket's share of the answer tokens
-            value += loss.item() * weight
-        return value
+        inputs, labels, groups = length_sorted(self.tokenizer, prompts, answers, self.length_buckets)
+        inputs, labels = inputs.to(self.device), labels.to(self.device)
+        valid = inputs != PAD
+        logits = self.model(inputs, valid=valid, groups=groups)  # real tokens only: padding costs nothing per token
+        loss = F.cross_entropy(logits, labels[valid], ignore_index=IGNORE)
+        loss.backward()
+        return loss.item()
 
     def step(self, lr: float, backward: Callable[[], float]) -> float:
         return optimizer_step(self.model, self.optimizer, lr, backward)

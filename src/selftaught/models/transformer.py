@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -106,18 +107,47 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, offset: float = 
 
 class Packing:
     """Where the real tokens of a right-padded batch are, so that every per-token layer (norms,
-    projections, MLP, head) runs on real tokens only; only attention sees the padded layout."""
+    projections, MLP, head) runs on real tokens only; only attention sees a padded layout.
 
-    def __init__(self, valid: torch.Tensor):
+    ``groups``: the batch's rows as consecutive groups of these sizes (rows sorted by length), each
+    attended at its own longest length, so that the per-token layers multiply the whole batch's
+    tokens at once while attention wastes little on padding."""
+
+    def __init__(self, valid: torch.Tensor, groups: Sequence[int] | None = None):
         self.B, self.T = valid.shape
-        self.index = valid.reshape(-1).nonzero().squeeze(1)
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.new_zeros(self.B * self.T, x.shape[-1]).index_copy(0, self.index, x)
-        return out.view(self.B, self.T, -1)
+        flat = valid.reshape(-1)
+        self.index = flat.nonzero().squeeze(1)
+        if groups is not None and sum(groups) != self.B:
+            raise ValueError(f"groups {list(groups)} do not add up to the batch's {self.B} rows")
+        # Each group's padded layout, gathered from the real tokens: a padding position takes token 0,
+        # harmlessly, since causal attention never lets a real token read a later position.
+        token = (flat.cumsum(0) - 1).clamp(min=0).view(self.B, self.T)
+        longest = valid.sum(1)
+        self.shapes: list[tuple[int, int]] = []
+        take, real, start = [], [], 0
+        for n in groups or [self.B]:
+            rows = slice(start, start + n)
+            t = int(longest[rows].max()) if n else 0
+            self.shapes.append((n, t))
+            take.append(token[rows, :t].reshape(-1))
+            real.append(valid[rows, :t].reshape(-1))
+            start += n
+        self.take = torch.cat(take).where(torch.cat(real), 0)
+        self.real = torch.cat(real).nonzero().squeeze(1)
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.B * self.T, -1).index_select(0, self.index)
+
+    def attend(self, x: torch.Tensor, attention: Callable[[torch.Tensor, slice], torch.Tensor]) -> torch.Tensor:
+        """``attention(padded rows [n, t, ...], which rows)`` over each group's padded layout, for the real
+        tokens ``x``; its output for the real tokens."""
+        padded = x.index_select(0, self.take).split([n * t for n, t in self.shapes])
+        out, start = [], 0
+        for part, (n, t) in zip(padded, self.shapes, strict=True):
+            y = attention(part.view(n, t, -1), slice(start, start + n))
+            out.append(y.reshape(n * t, -1))
+            start += n
+        return (out[0] if len(out) == 1 else torch.cat(out)).index_select(0, self.real)
 
 
 class Block(nn.Module):
@@ -147,10 +177,22 @@ class Block(nn.Module):
 
     def forward(self, x, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None, layer: int,
                 attn_mask, packed: Packing | None = None):
-        h = self.norm(x, self.attn_norm)
-        qkv = self.qkv(h)
-        if packed is not None:  # real tokens only so far; attention needs the padded [B, T] layout
-            qkv = packed.pad(qkv)
+        qkv = self.qkv(self.norm(x, self.attn_norm))
+        if packed is None:
+            y = self.attend(qkv, rope, cache, layer, attn_mask)
+        else:  # real tokens only so far; attention needs a padded [B, T] layout
+            y = packed.attend(qkv, lambda part, rows: self.attend(
+                part, None if rope is None else tuple(r[rows, :, :part.shape[1]] for r in rope), cache, layer,
+                attn_mask))
+        a = self.out(y)
+        x = x + (self.norm(a, self.post_attn_norm) if hasattr(self, "post_attn_norm") else a)
+        gate, up = self.gate_up(self.norm(x, self.mlp_norm)).chunk(2, dim=-1)
+        m = self.down(self.act(gate) * up)
+        return x + (self.norm(m, self.post_mlp_norm) if hasattr(self, "post_mlp_norm") else m)
+
+    def attend(self, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: KVCache | None,
+               layer: int, attn_mask) -> torch.Tensor:
+        """Attention of the projected queries, keys and values ``qkv`` [B, T, ...]: [B, T, heads x head width]."""
         B, T = qkv.shape[:2]
         H, G, D = self.n_heads, self.n_kv, self.head_dim
         if G == H:
@@ -175,12 +217,7 @@ class Block(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and T > 1,
                                                enable_gqa=G != H, scale=self.scale)
-        y = y.transpose(1, 2).reshape(B, T, H * D)
-        a = self.out(packed.unpad(y) if packed is not None else y)
-        x = x + (self.norm(a, self.post_attn_norm) if hasattr(self, "post_attn_norm") else a)
-        gate, up = self.gate_up(self.norm(x, self.mlp_norm)).chunk(2, dim=-1)
-        m = self.down(self.act(gate) * up)
-        return x + (self.norm(m, self.post_mlp_norm) if hasattr(self, "post_mlp_norm") else m)
+        return y.transpose(1, 2).reshape(B, T, H * D)
 
 
 class Transformer(nn.Module):
@@ -216,14 +253,16 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         attn_mask: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
+        groups: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Logits for every position. Without ``attn_mask`` attention is plain causal, which is
         right for right-padded training batches (padding only ever follows real tokens).
 
         ``valid`` ([B, T] bool, right-padded batches only): return logits ``[n_valid, vocab]`` for
-        the real tokens in row-major order, computing nothing per token for the padding.
+        the real tokens in row-major order, computing nothing per token for the padding; ``groups``:
+        with rows sorted by length, attend to them in groups of these sizes (``Packing``).
         """
-        return self.head(self.features(idx, positions, cache, attn_mask, valid))
+        return self.head(self.features(idx, positions, cache, attn_mask, valid, groups))
 
     def features(
         self,
@@ -232,6 +271,7 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         attn_mask: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
+        groups: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """The normalised final states that the head turns into logits (same arguments as ``forward``)."""
         B, T = idx.shape
@@ -239,7 +279,7 @@ class Transformer(nn.Module):
             positions = torch.arange(T, device=idx.device).expand(B, T)
         rope = self.rotary(positions) if self.rotary is not None else None
         local = self.local_rotary(positions) if self.local_rotary is not None else None
-        packed = Packing(valid) if valid is not None else None
+        packed = Packing(valid, groups) if valid is not None else None
         x = self.embed(idx if packed is None else packed.unpad(idx[..., None]).squeeze(-1))
         if self.cfg.embed_scale != 1.0:  # in the weights' dtype, as Gemma scales
             x = x * torch.tensor(self.cfg.embed_scale, dtype=x.dtype)

@@ -21,6 +21,9 @@ class EasyToHardSettings(CurriculumSettings):
                         "fails the gate are not trained on)", min=1)
     gate: float = setting(0.8, "share of a difficulty's problems that must be kept to advance past it",
                           min=0.0, max=1.0)
+    accelerate: float = setting(0.0, "the share a probed difficulty past the first must have kept to be labelled and "
+                                "passed in the same round (the SIT paper's accelerated schedule; 0 = the gate)",
+                                min=0.0, max=1.0)
 
 
 @dataclass
