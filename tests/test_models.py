@@ -122,6 +122,8 @@ def test_groups_must_cover_the_batch():
     idx = torch.tensor([[3, 4, PAD], [3, 4, 5]])
     with pytest.raises(ValueError, match="do not add up"):
         tiny()(idx, valid=idx != PAD, groups=[1])
+    with pytest.raises(ValueError, match="no cache and no attn_mask"):  # a group is attended at its own length
+        tiny()(idx, valid=idx != PAD, attn_mask=torch.ones(2, 1, 3, 3, dtype=torch.bool))
 
 
 def test_banned_tokens_are_never_generated():

@@ -279,6 +279,9 @@ class Transformer(nn.Module):
             positions = torch.arange(T, device=idx.device).expand(B, T)
         rope = self.rotary(positions) if self.rotary is not None else None
         local = self.local_rotary(positions) if self.local_rotary is not None else None
+        if valid is not None and (cache is not None or attn_mask is not None):
+            raise ValueError("valid (packed real tokens) is for right-padded batches under plain causal attention: "
+                             "it takes no cache and no attn_mask")
         packed = Packing(valid, groups) if valid is not None else None
         x = self.embed(idx if packed is None else packed.unpad(idx[..., None]).squeeze(-1))
         if self.cfg.embed_scale != 1.0:  # in the weights' dtype, as Gemma scales
