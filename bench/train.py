@@ -21,6 +21,7 @@ from selftaught.learn import Example, SFTSettings, sft_steps
 from selftaught.models import Transformer, TransformerConfig
 from selftaught.models.char_policy import LENGTH_BUCKETS, CharPolicy, length_sorted
 from selftaught.models.optim import make_optimizer
+from selftaught.models.transformer import Packing
 from selftaught.tasks import CharTokenizer, ReversedAddition
 from selftaught.tasks.tokenizer import PAD
 
@@ -68,10 +69,7 @@ def main() -> None:
         for n in (inputs != PAD).sum(1).tolist():
             useful += 6 * dense * n + 6 * cfg.n_layers * cfg.d_model * n * n  # causal attention: ~n^2/2 pairs
             tokens += n
-        start = 0
-        for size in groups:  # each group is attended at its own longest length
-            padded += size * int((inputs[start:start + size] != PAD).sum(1).max())
-            start += size
+        padded += sum(n * t for n, t in Packing(inputs != PAD, groups).shapes)  # each group at its own length
     rate = useful / elapsed
     print(f"fp32 GEMM 2048^2: {peak / 1e9:.1f} GFLOP/s  (threads {torch.get_num_threads()})")
     ms = elapsed / args.steps * 1000

@@ -132,8 +132,9 @@ class Packing:
             take.append(token[rows, :t].reshape(-1))
             real.append(valid[rows, :t].reshape(-1))
             start += n
-        self.take = torch.cat(take).where(torch.cat(real), 0)
-        self.real = torch.cat(real).nonzero().squeeze(1)
+        is_real = torch.cat(real)
+        self.take = torch.cat(take).where(is_real, 0)
+        self.real = is_real.nonzero().squeeze(1)
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.B * self.T, -1).index_select(0, self.index)
